@@ -1,0 +1,4 @@
+"""fusebox's fusion engine: fuse trained single-task ONNX models into one multi-task model.
+
+A plain library: no web, no database, no queue.
+"""

@@ -1,0 +1,1 @@
+"""Tabular data: feature schemas, tensor tables, and the Census-Income (KDD) reference data."""

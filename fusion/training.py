@@ -1,0 +1,257 @@
+"""The one training loop of the engine, shared by source models, baselines and fusion.
+
+A model here maps a table of input tensors to a dict of raw task outputs (logits or values).
+The loop does mini-batch Adam, evaluates every epoch on validation rows, stops early on the mean
+validation metric, restores the best epoch, and can report progress, be cancelled, and resume from
+an epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from fusion.data.tensors import TensorTable, num_rows, sequential_batches, shuffled_batches, to_device
+from fusion.tasks import Task, task_loss, task_metric, to_prediction
+
+
+class MultiTaskModel(Protocol):
+    def __call__(self, inputs: TensorTable) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 30
+    patience: int = 3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str | None = None
+    """'cpu', 'cuda', ... ; None picks CUDA when it is available."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands. `validation` is set once per epoch, after the epoch's last step."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    max_epochs: int
+    train_loss: float
+    validation: dict[str, float] | None = None
+
+    @property
+    def fraction_done(self) -> float:
+        return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / (self.max_epochs * self.steps_per_epoch))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    validation: dict[str, float]
+    mean_validation: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_mean_validation: float
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    rows_per_second: float = 0.0
+
+
+class Cancelled(Exception):
+    """Raised inside `fit` when the cancel check answers True."""
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, features: TensorTable, tasks: list[Task], batch_size: int = 8192) -> dict[str, np.ndarray]:
+    """Predictions (probabilities for binary tasks) for every row, as numpy arrays."""
+    was_training = model.training
+    model.eval()
+    device = next(iter(p.device for p in model.parameters()), torch.device("cpu"))
+    chunks: dict[str, list[torch.Tensor]] = {task.name: [] for task in tasks}
+    for batch in sequential_batches(features, batch_size):
+        outputs = model(to_device(batch, device))
+        for task in tasks:
+            chunks[task.name].append(to_prediction(task, outputs[task.name]).float().cpu())
+    model.train(was_training)
+    return {name: torch.cat(parts).numpy() for name, parts in chunks.items()}
+
+
+def evaluate(model: nn.Module, features: TensorTable, labels: TensorTable, tasks: list[Task]) -> dict[str, float]:
+    predictions = predict(model, features, tasks)
+    return {task.name: task_metric(task, predictions[task.name], labels[task.name].numpy()) for task in tasks}
+
+
+def mean_metric(metrics: Mapping[str, float]) -> float:
+    values = [value for value in metrics.values() if not math.isnan(value)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def fit(
+    model: nn.Module,
+    tasks: list[Task],
+    train: tuple[TensorTable, TensorTable],
+    validation: tuple[TensorTable, TensorTable],
+    config: TrainConfig,
+    *,
+    parameter_groups: list[dict] | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+    checkpoint_path: Path | None = None,
+) -> TrainResult:
+    """Train `model` in place and leave it holding its best epoch's weights.
+
+    `train` and `validation` are (features, labels) tables on the CPU. `parameter_groups` lets a
+    caller give parts of the model their own learning rate; by default every trainable parameter
+    shares `config.learning_rate`. With `checkpoint_path`, the state after each epoch is written
+    there and a later call resumes from it.
+    """
+    set_seed(config.seed)
+    device = pick_device(config.device)
+    model.to(device)
+    train_features, train_labels = to_device(train[0], device), to_device(train[1], device)
+    groups = parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(num_rows(train_features) / config.batch_size)
+
+    state = _LoopState(best_weights=copy.deepcopy(model.state_dict()))
+    if checkpoint_path is not None and checkpoint_path.exists():
+        state = _resume(checkpoint_path, model, optimizer, generator)
+
+    started = time.perf_counter()
+    rows_trained = 0
+    for epoch in range(state.epoch + 1, config.max_epochs + 1):
+        if state.epochs_without_improvement >= config.patience:
+            break
+        epoch_started = time.perf_counter()
+        model.train()
+        loss_sum, step = 0.0, 0
+        for step, (features, labels) in enumerate(
+            shuffled_batches(train_features, train_labels, config.batch_size, generator), start=1
+        ):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled(f"cancelled during epoch {epoch}")
+            outputs = model(features)
+            loss = torch.stack([task_loss(task, outputs[task.name], labels[task.name]) for task in tasks]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach())
+            rows_trained += num_rows(features)
+            if on_progress is not None:
+                on_progress(Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / step))
+
+        metrics = evaluate(model, validation[0], validation[1], tasks)
+        mean_validation = mean_metric(metrics)
+        state.history.append(
+            EpochRecord(epoch, loss_sum / max(step, 1), metrics, mean_validation, time.perf_counter() - epoch_started)
+        )
+        if mean_validation > state.best_mean_validation:
+            state.best_mean_validation = mean_validation
+            state.best_epoch = epoch
+            state.best_weights = copy.deepcopy(model.state_dict())
+            state.epochs_without_improvement = 0
+        else:
+            state.epochs_without_improvement += 1
+        state.epoch = epoch
+        if on_progress is not None:
+            on_progress(Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics))
+        if checkpoint_path is not None:
+            _save_checkpoint(checkpoint_path, state, model, optimizer, generator)
+
+    model.load_state_dict(state.best_weights)
+    seconds = time.perf_counter() - started
+    return TrainResult(
+        best_epoch=state.best_epoch,
+        best_mean_validation=state.best_mean_validation,
+        history=state.history,
+        seconds=seconds,
+        rows_per_second=rows_trained / seconds if seconds > 0 else 0.0,
+    )
+
+
+@dataclass
+class _LoopState:
+    best_weights: dict[str, torch.Tensor]
+    epoch: int = 0
+    best_epoch: int = 0
+    best_mean_validation: float = -math.inf
+    epochs_without_improvement: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def _save_checkpoint(
+    path: Path, state: _LoopState, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> None:
+    """Write atomically, so that a crash mid-write leaves the previous epoch's checkpoint intact."""
+    payload = {
+        "epoch": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_mean_validation": state.best_mean_validation,
+        "epochs_without_improvement": state.epochs_without_improvement,
+        "history": [asdict(record) for record in state.history],
+        "model": model.state_dict(),
+        "best_model": state.best_weights,
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> _LoopState:
+    # Checkpoints are written by this module only; weights_only refuses anything but tensors and plain data.
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    return _LoopState(
+        best_weights=payload["best_model"],
+        epoch=payload["epoch"],
+        best_epoch=payload["best_epoch"],
+        best_mean_validation=payload["best_mean_validation"],
+        epochs_without_improvement=payload["epochs_without_improvement"],
+        history=[EpochRecord(**record) for record in payload["history"]],
+    )
+
+
+def checkpoint_epoch(path: Path) -> int:
+    """The last completed epoch recorded in a checkpoint, 0 when there is none."""
+    if not path.exists():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
