@@ -54,7 +54,10 @@ class Progress:
 
     @property
     def fraction_done(self) -> float:
-        return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / (self.max_epochs * self.steps_per_epoch))
+        return min(
+            1.0,
+            ((self.epoch - 1) * self.steps_per_epoch + self.step) / (self.max_epochs * self.steps_per_epoch),
+        )
 
 
 @dataclass
@@ -95,7 +98,9 @@ def set_seed(seed: int) -> None:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, features: TensorTable, tasks: list[Task], batch_size: int = 8192) -> dict[str, np.ndarray]:
+def predict(
+    model: nn.Module, features: TensorTable, tasks: list[Task], batch_size: int = 8192
+) -> dict[str, np.ndarray]:
     """Predictions (probabilities for binary tasks) for every row, as numpy arrays."""
     was_training = model.training
     model.eval()
@@ -109,7 +114,9 @@ def predict(model: nn.Module, features: TensorTable, tasks: list[Task], batch_si
     return {name: torch.cat(parts).numpy() for name, parts in chunks.items()}
 
 
-def evaluate(model: nn.Module, features: TensorTable, labels: TensorTable, tasks: list[Task]) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, features: TensorTable, labels: TensorTable, tasks: list[Task]
+) -> dict[str, float]:
     predictions = predict(model, features, tasks)
     return {task.name: task_metric(task, predictions[task.name], labels[task.name].numpy()) for task in tasks}
 
@@ -165,7 +172,9 @@ def fit(
             if should_cancel is not None and should_cancel():
                 raise Cancelled(f"cancelled during epoch {epoch}")
             outputs = model(features)
-            loss = torch.stack([task_loss(task, outputs[task.name], labels[task.name]) for task in tasks]).mean()
+            loss = torch.stack(
+                [task_loss(task, outputs[task.name], labels[task.name]) for task in tasks]
+            ).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -177,7 +186,9 @@ def fit(
         metrics = evaluate(model, validation[0], validation[1], tasks)
         mean_validation = mean_metric(metrics)
         state.history.append(
-            EpochRecord(epoch, loss_sum / max(step, 1), metrics, mean_validation, time.perf_counter() - epoch_started)
+            EpochRecord(
+                epoch, loss_sum / max(step, 1), metrics, mean_validation, time.perf_counter() - epoch_started
+            )
         )
         if mean_validation > state.best_mean_validation:
             state.best_mean_validation = mean_validation
@@ -188,7 +199,9 @@ def fit(
             state.epochs_without_improvement += 1
         state.epoch = epoch
         if on_progress is not None:
-            on_progress(Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics))
+            on_progress(
+                Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics)
+            )
         if checkpoint_path is not None:
             _save_checkpoint(checkpoint_path, state, model, optimizer, generator)
 
@@ -214,7 +227,11 @@ class _LoopState:
 
 
 def _save_checkpoint(
-    path: Path, state: _LoopState, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    path: Path,
+    state: _LoopState,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
 ) -> None:
     """Write atomically, so that a crash mid-write leaves the previous epoch's checkpoint intact."""
     payload = {
@@ -234,7 +251,9 @@ def _save_checkpoint(
     os.replace(partial, path)
 
 
-def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> _LoopState:
+def _resume(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> _LoopState:
     # Checkpoints are written by this module only; weights_only refuses anything but tensors and plain data.
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])

@@ -96,7 +96,7 @@ def census_schema(frame: pd.DataFrame) -> FeatureSchema:
 
 
 def subsample(data: CensusData, rows: int, seed: int = 0) -> CensusData:
-    """A fixed, smaller copy (same schema) for fast tests: `rows` training rows, a quarter each for the rest."""
+    """A fixed smaller copy with the same schema: `rows` training rows, a quarter of that for the others."""
 
     def pick(frame: pd.DataFrame, count: int) -> pd.DataFrame:
         return frame.sample(n=min(count, len(frame)), random_state=seed).reset_index(drop=True)
@@ -150,7 +150,9 @@ def _prepare(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         for name in DENSE:
             values = frame[name].astype(np.float64)
             low, high = train[name].astype(np.float64).min(), train[name].astype(np.float64).max()
-            out[name] = ((values - low) / (high - low if high > low else 1.0)).clip(0.0, 1.0).astype(np.float32)
+            out[name] = (
+                ((values - low) / (high - low if high > low else 1.0)).clip(0.0, 1.0).astype(np.float32)
+            )
         for name in CATEGORICAL:
             vocabulary = {value: index + 1 for index, value in enumerate(sorted(train[name].unique()))}
             out[name] = frame[name].map(vocabulary).fillna(0).astype(np.int64)
