@@ -80,15 +80,19 @@ class GraphView:
     @cached_property
     def relevant_nodes(self) -> frozenset[int]:
         """Nodes the output depends on, through any kind of edge."""
+        return frozenset(self.all_ancestors([self.output]))
+
+    def all_ancestors(self, tensors: Iterable[str]) -> set[int]:
+        """Nodes the given tensors depend on, through any kind of edge, their producers included."""
         needed: set[int] = set()
-        stack = [self.producer[self.output]] if self.output in self.producer else []
+        stack = [self.producer[name] for name in tensors if name in self.producer]
         while stack:
             index = stack.pop()
             if index in needed:
                 continue
             needed.add(index)
             stack.extend(self.producer[name] for name in self.nodes[index].input if name in self.producer)
-        return frozenset(needed)
+        return needed
 
     def node_ancestors(self, tensors: Iterable[str], within: set[int]) -> set[int]:
         """Nodes in `within` that the given tensors depend on, through feature edges only."""

@@ -1,0 +1,86 @@
+"""Component outputs of source models, computed once per (data set, model) with ONNX Runtime.
+
+The `frozen` strategy trains only the fusion network, so the source components' outputs never change:
+they are computed in one pass over the data and reused by every epoch, and, with a cache directory,
+by every later job on the same data and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fusion.akf.sources import LevelPlan, SourceModel
+from fusion.onnx_runtime import create_session, run_session, with_outputs
+
+
+@dataclass(frozen=True)
+class SourceOutputs:
+    """One source model on one data set: each level's component output [rows, width], and its own output."""
+
+    levels: tuple[np.ndarray, ...]
+    output: np.ndarray
+
+
+class ComponentCache:
+    """Computes SourceOutputs, keeping them on disk under `root` when one is given."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+
+    def outputs(self, source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+        folder = self.root / _key(source, plan, frame) if self.root is not None else None
+        if folder is not None and folder.exists():
+            return _load(folder, len(plan.tensors))
+        outputs = compute_outputs(source, plan, frame)
+        if folder is not None:
+            _store(folder, outputs)
+        return outputs
+
+
+def compute_outputs(source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+    unique = list(dict.fromkeys(plan.tensors))
+    session = create_session(with_outputs(source.model, unique))
+    output_name = source.signature.output_name
+    results = run_session(session, source.feed(frame), [*unique, output_name])
+    flat = {name: np.ascontiguousarray(results[name].reshape(len(frame), -1), dtype=np.float32) for name in unique}
+    return SourceOutputs(
+        levels=tuple(flat[name] for name in plan.tensors),
+        output=np.ascontiguousarray(results[output_name], dtype=np.float32),
+    )
+
+
+def _key(source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256(source.loaded.to_bytes())
+    digest.update("\n".join(plan.tensors).encode())
+    for spec in source.signature.inputs:
+        columns = list(source.columns_of(spec.name))
+        digest.update(f"{spec.name}={columns}".encode())
+        digest.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:40]
+
+
+def _load(folder: Path, levels: int) -> SourceOutputs:
+    return SourceOutputs(
+        levels=tuple(np.load(folder / f"level{i}.npy", allow_pickle=False) for i in range(levels)),
+        output=np.load(folder / "output.npy", allow_pickle=False),
+    )
+
+
+def _store(folder: Path, outputs: SourceOutputs) -> None:
+    """Write into a scratch folder and rename it into place, so readers never see half an entry."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+    for i, values in enumerate(outputs.levels):
+        np.save(scratch / f"level{i}.npy", values, allow_pickle=False)
+    np.save(scratch / "output.npy", outputs.output, allow_pickle=False)
+    try:
+        scratch.rename(folder)
+    except OSError:  # another job stored the same entry first; theirs is identical
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""The fused multi-task model under each training strategy.
+
+- `frozen`: source components are fixed and their outputs precomputed (see cache.py); the model
+  reads those outputs and trains only the AKF network. Fastest.
+- `adaptive`: source components run inside the model (as PyTorch modules converted from their ONNX
+  graphs), level by level; before the component of level l runs, a learned, zero-initialised
+  projection of its task's fused state from level l-1 is added to its input. Weights stay frozen.
+- `finetune`: adaptive, with the source components' weights trained too, at a lower learning rate.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import torch
+from torch import nn
+
+from fusion.akf.cache import SourceOutputs
+from fusion.akf.model import AKFusion
+from fusion.akf.sources import LevelPlan, SourceModel
+from fusion.data.tensors import TensorTable
+from fusion.graph import GraphView
+from fusion.onnx_torch import OnnxGraphModule
+
+
+class Strategy(StrEnum):
+    FROZEN = "frozen"
+    ADAPTIVE = "adaptive"
+    FINETUNE = "finetune"
+
+
+def level_key(source_index: int, level: int) -> str:
+    return f"source{source_index}.level{level}"
+
+
+def output_key(source_index: int) -> str:
+    return f"source{source_index}.output"
+
+
+def frozen_table(outputs: list[SourceOutputs]) -> TensorTable:
+    """The frozen model's input table: cached component outputs and source outputs, by key."""
+    table: TensorTable = {}
+    for i, source_outputs in enumerate(outputs):
+        for level, values in enumerate(source_outputs.levels):
+            table[level_key(i, level)] = torch.from_numpy(values)
+        table[output_key(i)] = torch.from_numpy(source_outputs.output)
+    return table
+
+
+class FrozenFusion(nn.Module):
+    def __init__(self, fusion: AKFusion) -> None:
+        super().__init__()
+        self.fusion = fusion
+
+    def forward(self, table: TensorTable) -> dict[str, torch.Tensor]:
+        sources = range(len(self.fusion.layout.sources))
+        levels = range(self.fusion.config.levels)
+        return self.fusion(
+            [[table[level_key(i, level)] for level in levels] for i in sources],
+            [table[output_key(i)] for i in sources],
+        )
+
+
+class SourceStages(nn.Module):
+    """One source model split into the node groups that run before each fusion level, and its head."""
+
+    def __init__(self, source: SourceModel, plan: LevelPlan) -> None:
+        super().__init__()
+        self.graph = OnnxGraphModule(source.model)
+        self.input_names = [spec.name for spec in source.signature.inputs]
+        self.level_tensors = list(plan.tensors)
+        self.output_name = source.signature.output_name
+        view = GraphView.of(source.model)
+        done: set[int] = set()
+        self.stages: list[list[int]] = []
+        for tensor in [*self.level_tensors, self.output_name]:
+            needed = view.all_ancestors([tensor]) - done
+            self.stages.append(sorted(needed))
+            done |= needed
+
+    def injects_before(self, level: int) -> bool:
+        """Level `level` receives an injection when a component lies between it and the level before."""
+        return level > 0 and self.level_tensors[level] != self.level_tensors[level - 1]
+
+
+class AdaptiveFusion(nn.Module):
+    def __init__(self, fusion: AKFusion, sources: list[SourceModel], plans: list[LevelPlan]) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.sources = nn.ModuleList(SourceStages(s, p) for s, p in zip(sources, plans, strict=True))
+
+    def set_sources_trainable(self, trainable: bool) -> None:
+        for stages in self.sources:
+            stages.graph.set_trainable(trainable)
+
+    def forward(self, table: TensorTable) -> dict[str, torch.Tensor]:
+        envs = [{name: table[name] for name in stages.input_names} for stages in self.sources]
+        states = self.fusion.initial_states(next(iter(table.values())).shape[0])
+        for level in range(self.fusion.config.levels):
+            component_outputs = []
+            for i, stages in enumerate(self.sources):
+                if stages.injects_before(level):
+                    previous = stages.level_tensors[level - 1]
+                    value = envs[i][previous]
+                    envs[i][previous] = value + self.fusion.injection(level - 1, i, states).reshape(value.shape)
+                envs[i] = stages.graph.run_nodes(stages.stages[level], envs[i])
+                component_outputs.append(envs[i][stages.level_tensors[level]].flatten(1))
+            states = self.fusion.fuse_level(level, states, component_outputs)
+        source_outputs = []
+        for i, stages in enumerate(self.sources):
+            envs[i] = stages.graph.run_nodes(stages.stages[-1], envs[i])
+            source_outputs.append(envs[i][stages.output_name])
+        return self.fusion.task_outputs(states, source_outputs)
