@@ -1,0 +1,80 @@
+"""Safe model intake: turn an uploaded ONNX file (and its weights file) into a canonical model.
+
+Runs in the API process, so it imports neither torch nor anything that unpickles. Every problem is a
+ModelRejected whose message tells the user what is wrong and what to change. The steps, in order:
+
+1. bounded sizes, protobuf parsing, opset, local functions inlined (node count checked first);
+2. declared tensor sizes, external data copied in from the uploaded companion file only, data sizes;
+3. graph structure, the score output chosen, everything it does not need pruned, operators checked;
+4. the ONNX checker with strict shape inference, feature inputs, the score made canonical;
+5. ONNX Runtime loads and runs the result on a 2-row batch.
+"""
+
+from __future__ import annotations
+
+from fusion.intake.cardinality import find_cardinalities
+from fusion.intake.graph import check_ops, check_structure, prune_to
+from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, parse_model
+from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature
+from fusion.intake.runtime import check_and_infer_shapes, probe
+from fusion.intake.signature import canonicalize_output, choose_score, feature_dims, is_probability
+from fusion.intake.tensors import check_declared_sizes, check_tensor_data, embed_external_data
+
+__all__ = ["InputSpec", "IntakeLimits", "LoadedModel", "ModelRejected", "ModelSignature", "load_model"]
+
+
+def load_model(
+    model_bytes: bytes,
+    weights: tuple[str, bytes] | None = None,
+    *,
+    limits: IntakeLimits = IntakeLimits(),  # noqa: B008 - frozen, so a shared default is safe
+    supported_ops: frozenset[str] | None = None,
+) -> LoadedModel:
+    """Validate an uploaded model and return it canonical and self-contained, with its signature.
+
+    `weights` is the companion file PyTorch's exporter writes beside the model (file name as uploaded,
+    bytes). `supported_ops` defaults to the operators the fusion engine can run.
+    """
+    check_upload_sizes(model_bytes, weights, limits)
+    model = parse_model(model_bytes)
+    opset = default_opset(model)
+    model = inline_functions(model, limits.max_nodes)
+    model.ClearField("training_info")  # on-device training graphs: not part of the model we run
+    check_declared_sizes(model.graph, limits)
+    embed_external_data(model.graph, weights)
+    check_tensor_data(model)
+
+    check_structure(model.graph)
+    score = choose_score(model.graph)
+    prune_to(model, score)
+    check_ops(model.graph, _default_supported_ops() if supported_ops is None else supported_ops)
+    features = {value.name: feature_dims(value) for value in model.graph.input}
+    if not features:
+        raise ModelRejected("The model's output does not depend on any input. Export the trained model itself.")
+
+    shapes = check_and_infer_shapes(model)
+    probability = is_probability(model.graph, score)
+    output_width = canonicalize_output(model.graph, score, shapes.get(score), probability)
+    ids = [name for name, (kind, _, _) in features.items() if kind == "categorical"]
+    cardinalities = find_cardinalities(model.graph, ids, shapes)
+    inputs = tuple(
+        InputSpec(name, kind, dtype, 1 if len(dims) == 1 else dims[1], cardinalities.get(name))
+        for name, (kind, dtype, dims) in features.items()
+    )
+    probe(model, output_width)
+    signature = ModelSignature(
+        inputs=inputs,
+        output_name=score,
+        output_width=output_width,
+        output_is_probability=probability,
+        opset=opset,
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+    )
+    return LoadedModel(model=model, signature=signature)
+
+
+def _default_supported_ops() -> frozenset[str]:
+    """The engine's operator set. Imported only when needed: that module may import torch."""
+    from fusion.onnx_torch.ops import SUPPORTED_OPS
+
+    return SUPPORTED_OPS

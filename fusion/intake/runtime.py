@@ -1,0 +1,75 @@
+"""The last word on validity: the ONNX checker with strict shape inference, then ONNX Runtime itself."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from fusion.intake.records import ModelRejected
+from fusion.intake.signature import Dims, dims_of
+
+_PROBE_ROWS = 2
+_ORT_NOISE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : |\S+\.(?:h|cc|cpp):\d+ |[\w:]+::\w+\([^)]*\) ")
+"""ONNX Runtime's error code prefix, source locations and C++ signatures: noise to a user."""
+
+
+def _short(message: str, limit: int = 400) -> str:
+    text = _ORT_NOISE.sub("", " ".join(message.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_and_infer_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
+    """Run the checker, then strict, type-checked shape inference; return every known tensor shape.
+
+    Together these are what check_model(full_check=True) does, but the inferred shapes are kept: the
+    score's shape and the id inputs' paths need them, and full_check would discard them.
+    """
+    try:
+        onnx.checker.check_model(model)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ModelRejected(
+            f"The model is not a valid ONNX graph: {_short(str(error))}. Re-export it with a current "
+            "exporter and check it with onnx.checker.check_model(model, full_check=True)."
+        ) from None
+    graph = inferred.graph
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        dims = dims_of(value)
+        if dims is not None:
+            shapes[value.name] = dims
+    return shapes
+
+
+def probe(model: onnx.ModelProto, output_width: int) -> None:
+    """Load the model in ONNX Runtime and run a batch of zeros; the output must be one score per row.
+
+    Zeros are valid for every input, ids included. One thread: this runs inside the API process.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 4  # failures are reported in the rejection, not logged
+    feeds = {}
+    for value in model.graph.input:
+        dims = dims_of(value) or ()
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        feeds[value.name] = np.zeros((_PROBE_ROWS, *dims[1:]), dtype=dtype)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        (result,) = session.run([model.graph.output[0].name], feeds)
+    except Exception as error:  # onnxruntime raises pybind classes with no common base besides Exception
+        raise ModelRejected(
+            f"ONNX Runtime could not run the model: {_short(str(error))}. Check that the model runs in "
+            "onnxruntime.InferenceSession on CPU with a batch of 2 rows, fix what it reports and re-export."
+        ) from None
+    expected = (_PROBE_ROWS,) if output_width == 1 else (_PROBE_ROWS, output_width)
+    if tuple(result.shape) != expected:
+        raise ModelRejected(
+            f"On a batch of {_PROBE_ROWS} rows the model returned shape {list(result.shape)} instead of "
+            f"{list(expected)}; the score must have one value (or one row of class scores) per input row. "
+            "Make the output follow the batch dimension and re-export."
+        )
