@@ -192,8 +192,7 @@ def _piece_group(view: GraphView, piece: set[int], cut: str) -> _Group:
         return group
     join = view.producer[cut]
     members = {
-        name: view.node_ancestors([name], within=piece - {join})
-        for name in dict.fromkeys(view.feature_inputs(join))
+        name: view.node_ancestors([name], within=piece - {join}) for name in dict.fromkeys(view.feature_inputs(join))
     }
     seen: set[int] = set()
     shared: set[int] = set()
@@ -237,9 +236,7 @@ def _component(view: GraphView, group: _Group, name: str, role: Role) -> Compone
     if group.shared:
         read_by_rest = {t for i in group.nodes - group.shared for t in view.nodes[i].input}
         shared_outputs = sorted(_produced(view, group.shared) & read_by_rest)
-        component.children.append(
-            Component(f"{name}.shared", Role.SHARED, sorted(group.shared), [], shared_outputs)
-        )
+        component.children.append(Component(f"{name}.shared", Role.SHARED, sorted(group.shared), [], shared_outputs))
     for number, (sink, content) in enumerate(group.branches, start=1):
         branch_name = f"{name}.branch{number}"
         if isinstance(content, set):
@@ -292,9 +289,7 @@ def _finish(view: GraphView, component: Component) -> None:
     produced = _produced(view, component.node_indices)
     reads = [name for i in component.node_indices for name in view.nodes[i].input]
     component.inputs = list(
-        dict.fromkeys(
-            name for name in reads if name and name not in produced and name not in view.initializers
-        )
+        dict.fromkeys(name for name in reads if name and name not in produced and name not in view.initializers)
     )
     component.parameter_count = view.parameter_count(component.node_indices)
     op_types: dict[str, int] = {}
@@ -339,8 +334,7 @@ def format_tree(decomposition: Decomposition, title: str = "model") -> str:
 def _describe(component: Component) -> str:
     inputs = ", ".join(component.inputs) if len(component.inputs) <= 3 else f"{len(component.inputs)} inputs"
     outputs = ", ".join(
-        f"{name} {_shape_text(shape)}"
-        for name, shape in zip(component.outputs, component.output_shapes, strict=True)
+        f"{name} {_shape_text(shape)}" for name, shape in zip(component.outputs, component.output_shapes, strict=True)
     )
     ops = " ".join(f"{op}×{count}" if count > 1 else op for op, count in sorted(component.op_types.items()))
     kind = " parallel" if component.parallel else ""

@@ -109,9 +109,7 @@ class GraphView:
     def is_weighted(self, index: int) -> bool:
         """A dense learned layer: a weighted op with a non-feature (weight) operand."""
         node = self.nodes[index]
-        return node.op_type in WEIGHTED_OPS and any(
-            name and name not in self.feature_tensors for name in node.input
-        )
+        return node.op_type in WEIGHTED_OPS and any(name and name not in self.feature_tensors for name in node.input)
 
     def is_embedding_lookup(self, index: int) -> bool:
         node = self.nodes[index]
@@ -119,9 +117,7 @@ class GraphView:
 
     def parameter_count(self, node_indices: Iterable[int]) -> int:
         """Elements of the floating-point initializers the nodes read (each counted once)."""
-        names = {
-            name for index in node_indices for name in self.nodes[index].input if name in self.initializers
-        }
+        names = {name for index in node_indices for name in self.nodes[index].input if name in self.initializers}
         return sum(
             int(np.prod(self.initializers[name].dims, dtype=np.int64))
             for name in names
@@ -138,10 +134,7 @@ class GraphView:
         tensor_type = self._inferred_types.get(tensor, onnx.TypeProto()).tensor_type
         if not tensor_type.HasField("shape"):
             return None
-        return [
-            dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?")
-            for dim in tensor_type.shape.dim
-        ]
+        return [dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?") for dim in tensor_type.shape.dim]
 
     def dtype(self, tensor: str) -> str | None:
         """Numpy dtype name of a tensor, None if shape inference does not know it."""

@@ -33,9 +33,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def negative_rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
-    return -float(
-        np.sqrt(np.mean((np.asarray(targets, np.float64) - np.asarray(predictions, np.float64)) ** 2))
-    )
+    return -float(np.sqrt(np.mean((np.asarray(targets, np.float64) - np.asarray(predictions, np.float64)) ** 2)))
 
 
 def accuracy(labels: np.ndarray, class_probabilities: np.ndarray) -> float:

@@ -38,9 +38,7 @@ class Task:
 
     @property
     def metric_name(self) -> str:
-        return {TaskType.BINARY: "auc", TaskType.REGRESSION: "neg_rmse", TaskType.MULTICLASS: "accuracy"}[
-            self.type
-        ]
+        return {TaskType.BINARY: "auc", TaskType.REGRESSION: "neg_rmse", TaskType.MULTICLASS: "accuracy"}[self.type]
 
 
 def label_mask(labels: torch.Tensor) -> torch.Tensor:

@@ -114,9 +114,7 @@ def predict(
     return {name: torch.cat(parts).numpy() for name, parts in chunks.items()}
 
 
-def evaluate(
-    model: nn.Module, features: TensorTable, labels: TensorTable, tasks: list[Task]
-) -> dict[str, float]:
+def evaluate(model: nn.Module, features: TensorTable, labels: TensorTable, tasks: list[Task]) -> dict[str, float]:
     predictions = predict(model, features, tasks)
     return {task.name: task_metric(task, predictions[task.name], labels[task.name].numpy()) for task in tasks}
 
@@ -172,9 +170,7 @@ def fit(
             if should_cancel is not None and should_cancel():
                 raise Cancelled(f"cancelled during epoch {epoch}")
             outputs = model(features)
-            loss = torch.stack(
-                [task_loss(task, outputs[task.name], labels[task.name]) for task in tasks]
-            ).mean()
+            loss = torch.stack([task_loss(task, outputs[task.name], labels[task.name]) for task in tasks]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -186,9 +182,7 @@ def fit(
         metrics = evaluate(model, validation[0], validation[1], tasks)
         mean_validation = mean_metric(metrics)
         state.history.append(
-            EpochRecord(
-                epoch, loss_sum / max(step, 1), metrics, mean_validation, time.perf_counter() - epoch_started
-            )
+            EpochRecord(epoch, loss_sum / max(step, 1), metrics, mean_validation, time.perf_counter() - epoch_started)
         )
         if mean_validation > state.best_mean_validation:
             state.best_mean_validation = mean_validation
@@ -199,9 +193,7 @@ def fit(
             state.epochs_without_improvement += 1
         state.epoch = epoch
         if on_progress is not None:
-            on_progress(
-                Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics)
-            )
+            on_progress(Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics))
         if checkpoint_path is not None:
             _save_checkpoint(checkpoint_path, state, model, optimizer, generator)
 
@@ -251,9 +243,7 @@ def _save_checkpoint(
     os.replace(partial, path)
 
 
-def _resume(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
-) -> _LoopState:
+def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> _LoopState:
     # Checkpoints are written by this module only; weights_only refuses anything but tensors and plain data.
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])

@@ -150,9 +150,7 @@ def _prepare(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         for name in DENSE:
             values = frame[name].astype(np.float64)
             low, high = train[name].astype(np.float64).min(), train[name].astype(np.float64).max()
-            out[name] = (
-                ((values - low) / (high - low if high > low else 1.0)).clip(0.0, 1.0).astype(np.float32)
-            )
+            out[name] = ((values - low) / (high - low if high > low else 1.0)).clip(0.0, 1.0).astype(np.float32)
         for name in CATEGORICAL:
             vocabulary = {value: index + 1 for index, value in enumerate(sorted(train[name].unique()))}
             out[name] = frame[name].map(vocabulary).fillna(0).astype(np.int64)

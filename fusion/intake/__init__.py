@@ -19,6 +19,7 @@ from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRej
 from fusion.intake.runtime import check_and_infer_shapes, probe
 from fusion.intake.signature import canonicalize_output, choose_score, feature_dims, is_probability
 from fusion.intake.tensors import check_declared_sizes, check_tensor_data, embed_external_data
+from fusion.supported_ops import SUPPORTED_OPS
 
 __all__ = ["InputSpec", "IntakeLimits", "LoadedModel", "ModelRejected", "ModelSignature", "load_model"]
 
@@ -47,7 +48,7 @@ def load_model(
     check_structure(model.graph)
     score = choose_score(model.graph)
     prune_to(model, score)
-    check_ops(model.graph, _default_supported_ops() if supported_ops is None else supported_ops)
+    check_ops(model.graph, SUPPORTED_OPS if supported_ops is None else supported_ops)
     features = {value.name: feature_dims(value) for value in model.graph.input}
     if not features:
         raise ModelRejected("The model's output does not depend on any input. Export the trained model itself.")
@@ -58,7 +59,7 @@ def load_model(
     ids = [name for name, (kind, _, _) in features.items() if kind == "categorical"]
     cardinalities = find_cardinalities(model.graph, ids, shapes)
     inputs = tuple(
-        InputSpec(name, kind, dtype, 1 if len(dims) == 1 else dims[1], cardinalities.get(name))
+        InputSpec(name, kind, dtype, 1 if len(dims) == 1 else dims[1], cardinalities.get(name), rank=len(dims))
         for name, (kind, dtype, dims) in features.items()
     )
     probe(model, output_width)
@@ -71,10 +72,3 @@ def load_model(
         producer=f"{model.producer_name} {model.producer_version}".strip(),
     )
     return LoadedModel(model=model, signature=signature)
-
-
-def _default_supported_ops() -> frozenset[str]:
-    """The engine's operator set. Imported only when needed: that module may import torch."""
-    from fusion.onnx_torch.ops import SUPPORTED_OPS
-
-    return SUPPORTED_OPS

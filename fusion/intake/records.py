@@ -36,6 +36,8 @@ class InputSpec:
     """1 for [N] or [N, 1] inputs, k for [N, k]."""
     cardinality: int | None
     """Rows of the embedding table this id input indexes, where the graph shows it; else None."""
+    rank: int = 1
+    """2 for [N, k] inputs (also [N, 1]): the fed array keeps its column axis."""
 
 
 @dataclass(frozen=True)
