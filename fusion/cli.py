@@ -13,7 +13,8 @@ import pandas as pd
 
 from fusion.data.files import read_table, split_validation
 from fusion.data.schema import CategoricalFeature, FeatureSchema
-from fusion.intake import LoadedModel, ModelRejected, load_model
+from fusion.intake import ModelRejected
+from fusion.intake.files import load_model_file
 from fusion.tasks import Task, TaskType, task_metric
 from fusion.training import Progress
 
@@ -117,7 +118,7 @@ def _infer_schema(
 def _inspect(args: argparse.Namespace) -> int:
     from fusion.decompose import decompose, format_tree
 
-    loaded = _load(args.model, args.weights)
+    loaded = load_model_file(args.model, args.weights)
     signature = loaded.signature
     print(f"{args.model.name}: opset {signature.opset}, producer '{signature.producer or '?'}'")
     print(f"inputs ({len(signature.inputs)}):")
@@ -130,11 +131,6 @@ def _inspect(args: argparse.Namespace) -> int:
     print(format_tree(decomposition, title="components"))
     print(f"body components: {decomposition.body_leaf_count()}")
     return 0
-
-
-def _load(path: Path, weights: Path | None) -> LoadedModel:
-    companion = weights or (Path(f"{path}.data") if Path(f"{path}.data").exists() else None)
-    return load_model(path.read_bytes(), (companion.name, companion.read_bytes()) if companion else None)
 
 
 def _fuse(args: argparse.Namespace) -> int:
@@ -152,7 +148,7 @@ def _fuse(args: argparse.Namespace) -> int:
                 SourceModel(
                     name=model_file.name or model_file.path.stem,
                     task=task_spec.name,
-                    loaded=_load(model_file.path, model_file.weights),
+                    loaded=load_model_file(model_file.path, model_file.weights),
                     input_columns={k: tuple(v) for k, v in model_file.input_columns.items()},
                 )
             )

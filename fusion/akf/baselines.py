@@ -18,7 +18,7 @@ from fusion.zoo import build_multitask_model, frame_tensors, train_model
 class BaselineResult:
     kind: str
     predictions: dict[str, dict[str, np.ndarray]]
-    """split -> task -> predictions."""
+    """split -> task -> predictions, for the validation and test splits."""
     training: TrainResult
     trainable_parameters: int
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from fusion.tasks import Task, TaskType
 
@@ -28,11 +29,11 @@ _PROBABILITY_FLOOR = 1e-7
 
 @dataclass(frozen=True)
 class AKFConfig:
-    d_model: int = 32
-    heads: int = 4
+    d_model: int = 16
+    heads: int = 2
     levels: int = 3
     ffn_multiplier: int = 2
-    tower_hidden: int = 32
+    tower_hidden: int = 16
 
 
 @dataclass(frozen=True)
@@ -55,43 +56,50 @@ class FusionLayout:
         return [i for i, source in enumerate(self.sources) if source.task_index == task_index]
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over a short token sequence [batch, tokens, d]."""
+class TaskAttention(nn.Module):
+    """Multi-head attention from the task tokens to every token (tasks and components).
+
+    Only the task positions are read after each level, so only they are computed as queries: the same
+    result as full self-attention sliced to the task positions, at a fraction of the cost. Sequences
+    are a handful of tokens long, where many tiny per-row matmuls are slow on a CPU; instead the
+    query-key products are formed by broadcasting and summed per head with one small matmul.
+    """
 
     def __init__(self, d_model: int, heads: int) -> None:
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
-        self.heads = heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.scale = 1.0 / math.sqrt(d_model // heads)
+        self.query = nn.Linear(d_model, d_model)
+        self.key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
+        head_of_channel = torch.arange(d_model) // (d_model // heads)
+        self.register_buffer("head_sum", F.one_hot(head_of_channel, heads).float(), persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        batch, length, width = tokens.shape
-        head_width = width // self.heads
-        q, k, v = self.qkv(tokens).reshape(batch, length, 3, self.heads, head_width).permute(2, 0, 3, 1, 4)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_width), dim=-1)
-        mixed = (weights @ v).transpose(1, 2).reshape(batch, length, width)
-        return self.out(mixed)
+    def forward(self, queries: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """queries [B, T, d] attend over tokens [B, S, d] -> [B, T, d]."""
+        keys, values = self.key_value(tokens).unsqueeze(1).chunk(2, dim=-1)  # [B, 1, S, d] each
+        scores = (self.query(queries).unsqueeze(2) * keys) @ self.head_sum * self.scale  # [B, T, S, heads]
+        weights = torch.softmax(scores, dim=2) @ self.head_sum.T  # per channel: [B, T, S, d]
+        return self.out((weights * values).sum(2))
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LayerNorm Transformer encoder block."""
+    """Pre-LayerNorm Transformer encoder block, evaluated at the task positions."""
 
     def __init__(self, d_model: int, heads: int, ffn_multiplier: int) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(d_model)
-        self.attention = SelfAttention(d_model, heads)
+        self.attention = TaskAttention(d_model, heads)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_multiplier * d_model),
-            nn.GELU(),
-            nn.Linear(ffn_multiplier * d_model, d_model),
+            nn.Linear(d_model, ffn_multiplier * d_model), nn.GELU(), nn.Linear(ffn_multiplier * d_model, d_model)
         )
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = tokens + self.attention(self.attention_norm(tokens))
-        return tokens + self.ffn(self.ffn_norm(tokens))
+    def forward(self, task_tokens: torch.Tensor, other_tokens: torch.Tensor) -> torch.Tensor:
+        normed = self.attention_norm(torch.cat([task_tokens, other_tokens], dim=1))
+        tasks = task_tokens + self.attention(normed[:, : task_tokens.shape[1]], normed)
+        return tasks + self.ffn(self.ffn_norm(tasks))
 
 
 class AKFLevel(nn.Module):
@@ -100,9 +108,7 @@ class AKFLevel(nn.Module):
     def __init__(self, layout: FusionLayout, level: int, config: AKFConfig) -> None:
         super().__init__()
         d = config.d_model
-        self.projections = nn.ModuleList(
-            nn.Sequential(nn.Linear(source.level_widths[level], d), nn.LayerNorm(d)) for source in layout.sources
-        )
+        self.projections = nn.ModuleList(nn.Linear(source.level_widths[level], d) for source in layout.sources)
         self.source_embedding = nn.Parameter(torch.zeros(len(layout.sources), d))
         self.gate = nn.Linear(d, len(layout.sources))
         own_sources = torch.zeros(len(layout.tasks), len(layout.sources), dtype=torch.bool)
@@ -111,13 +117,23 @@ class AKFLevel(nn.Module):
         self.register_buffer("gate_mask", torch.where(own_sources, 0.0, -math.inf), persistent=False)
         self.block = TransformerBlock(d, config.heads, config.ffn_multiplier)
 
+    @torch.no_grad()
+    def calibrate(self, source_index: int, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start the source's projection as if its inputs were standardised with this mean and std.
+
+        Component outputs come on very different scales; folding the standardisation into the initial
+        weights gives every token a comparable scale at no cost per step (the transformer block's own
+        LayerNorm keeps them comparable afterwards)."""
+        projection = self.projections[source_index]
+        projection.weight.div_(std.clamp_min(1e-6))
+        projection.bias.sub_(projection.weight @ mean)
+
     def forward(self, task_states: torch.Tensor, component_outputs: list[torch.Tensor]) -> torch.Tensor:
         """task_states [B, T, d], one [B, width] tensor per source -> new task states [B, T, d]."""
         tokens = torch.stack([project(x) for project, x in zip(self.projections, component_outputs, strict=True)], 1)
         gate = torch.softmax(self.gate(task_states) + self.gate_mask, dim=-1)
         task_states = task_states + gate @ tokens
-        sequence = torch.cat([task_states, tokens + self.source_embedding], dim=1)
-        return self.block(sequence)[:, : task_states.shape[1]]
+        return self.block(task_states, tokens + self.source_embedding)
 
 
 class AKFusion(nn.Module):
@@ -140,6 +156,12 @@ class AKFusion(nn.Module):
             nn.ModuleList(_zero_linear(d, source.level_widths[level]) for source in layout.sources)
             for level in range(config.levels - 1)
         ) if adaptive else None  # fmt: skip
+
+    def calibrate(self, statistics: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        """statistics[source][level] = (mean, std) of that component output over the training rows."""
+        for source_index, per_level in enumerate(statistics):
+            for level, (mean, std) in enumerate(per_level):
+                self.levels[level].calibrate(source_index, mean, std)
 
     def initial_states(self, batch_size: int) -> torch.Tensor:
         return self.task_embedding.unsqueeze(0).expand(batch_size, -1, -1)

@@ -83,11 +83,13 @@ def fuse(
         split: [cache.outputs(source, plan, frame) for source, plan in zip(sources, plans, strict=True)]
         for split, frame in splits.items()
     }
-    source_scores = _source_scores(tasks, sources, outputs, splits)
+    source_scores = _source_scores(tasks, sources, outputs, {k: v for k, v in splits.items() if k != "train"})
 
     layout = _layout(tasks, sources, plans)
     strategy = Strategy(settings.strategy)
+    torch.manual_seed(settings.training.seed)
     fusion = AKFusion(layout, settings.akf, adaptive=strategy != Strategy.FROZEN)
+    fusion.calibrate([_level_statistics(source_outputs) for source_outputs in outputs["train"]])
     model, tables, groups = _strategy_model(strategy, fusion, sources, plans, outputs, splits, settings)
     labels = {split: label_tensors(frame, tasks) for split, frame in splits.items()}
 
@@ -104,9 +106,10 @@ def fuse(
         checkpoint_path=checkpoint_path,
     )
     model.cpu()
-    fused_predictions = {split: predict(model, tables[split], tasks) for split in splits}
+    scored = {split: frame for split, frame in splits.items() if split != "train"}
+    fused_predictions = {split: predict(model, tables[split], tasks) for split in scored}
     fused_scores = {
-        task.name: _score(task, {s: fused_predictions[s][task.name] for s in splits}, splits) for task in tasks
+        task.name: _score(task, {s: fused_predictions[s][task.name] for s in scored}, scored) for task in tasks
     }
     fallbacks = _no_regression(tasks, sources, fused_scores, source_scores)
 
@@ -208,6 +211,10 @@ def _strategy_model(
         },
     ]
     return model, tables, groups
+
+
+def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(torch.from_numpy(v.mean(axis=0)), torch.from_numpy(v.std(axis=0))) for v in outputs.levels]
 
 
 def _raw_inputs(sources: list[SourceModel], frame: pd.DataFrame) -> TensorTable:

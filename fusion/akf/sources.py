@@ -59,9 +59,8 @@ class SourceModel:
         """The model's input arrays for the rows of `frame`."""
         feed = {}
         for spec in self.signature.inputs:
-            columns = list(self.columns_of(spec.name))
-            values = frame[columns].to_numpy(dtype=spec.dtype)
-            feed[spec.name] = values.reshape(-1) if spec.width == 1 and _is_vector(spec.rank) else values
+            columns = [frame[column].to_numpy(dtype=spec.dtype) for column in self.columns_of(spec.name)]
+            feed[spec.name] = columns[0].copy() if _is_vector(spec.rank) else np.stack(columns, axis=1)
         return feed
 
     def probe_feed(self, rows: int = 2) -> dict[str, np.ndarray]:

@@ -17,14 +17,14 @@ TensorTable = dict[str, torch.Tensor]
 
 def feature_tensors(frame: pd.DataFrame, schema: FeatureSchema) -> TensorTable:
     """One tensor per feature column: int64 ids for categorical columns, float32 for dense ones."""
-    table = {f.name: torch.from_numpy(frame[f.name].to_numpy(dtype=np.int64)) for f in schema.categorical}
-    table.update({name: torch.from_numpy(frame[name].to_numpy(dtype=np.float32)) for name in schema.dense})
+    table = {f.name: torch.from_numpy(frame[f.name].to_numpy(dtype=np.int64, copy=True)) for f in schema.categorical}
+    table.update({name: torch.from_numpy(frame[name].to_numpy(dtype=np.float32, copy=True)) for name in schema.dense})
     return table
 
 
 def label_tensors(frame: pd.DataFrame, tasks: list[Task]) -> TensorTable:
     """One float32 tensor per task, NaN where the row has no label."""
-    return {task.name: torch.from_numpy(frame[task.label].to_numpy(dtype=np.float32)) for task in tasks}
+    return {task.name: torch.from_numpy(frame[task.label].to_numpy(dtype=np.float32, copy=True)) for task in tasks}
 
 
 def num_rows(table: Mapping[str, torch.Tensor]) -> int:

@@ -1,0 +1,212 @@
+"""Census-Income benchmark: heterogeneous source models fused with each strategy, against MMoE and PLE
+trained from scratch, all under one early-stopping rule and batch size.
+
+    .venv/bin/python bench/census_fusion.py [--strategies frozen,adaptive,finetune] [--retrain]
+
+Trains (or reuses, from var/bench/models) two source models per task from different families and
+exporters, fuses them, trains the baselines, prints one table, checks the targets, and writes
+bench/results/census_fusion.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fusion.akf.baselines import BaselineResult, train_baseline  # noqa: E402
+from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  # noqa: E402
+from fusion.akf.sources import SourceModel  # noqa: E402
+from fusion.data.census import CensusData, load_census  # noqa: E402
+from fusion.intake import load_model  # noqa: E402
+from fusion.onnx_runtime import run_model  # noqa: E402
+from fusion.tasks import task_metric  # noqa: E402
+from fusion.training import TrainConfig  # noqa: E402
+from fusion.zoo import build_single_task_model, export_onnx, train_model  # noqa: E402
+
+MODELS = ROOT / "var" / "bench" / "models"
+RESULTS = ROOT / "bench" / "results"
+SOURCES = [  # (family, task, exporter): two families per task, both exporters in play
+    ("mlp", "income", "dynamo"),
+    ("dcn", "income", "legacy"),
+    ("deepfm", "never_married", "dynamo"),
+    ("wide_deep", "never_married", "legacy"),
+]
+TRAINING = TrainConfig(learning_rate=1e-3, batch_size=1024, max_epochs=30, patience=2, seed=0)
+
+
+@dataclass
+class Row:
+    model: str
+    income: float
+    never_married: float
+    seconds: float
+    trainable: int
+    total: int
+    note: str = ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--strategies", default="frozen,adaptive,finetune")
+    parser.add_argument("--retrain", action="store_true", help="train the source models again")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(2)
+
+    data = load_census()
+    rows: list[Row] = []
+    sources = [_source(data, family, task, exporter, args.retrain, rows) for family, task, exporter in SOURCES]
+
+    results: dict[str, FusionResult] = {}
+    for strategy in args.strategies.split(","):
+        started = time.perf_counter()
+        result = fuse(
+            data.tasks,
+            sources,
+            FusionData(data.train, data.validation, data.test),
+            FusionSettings(strategy=strategy, training=TRAINING),
+        )
+        seconds = time.perf_counter() - started
+        results[strategy] = result
+        report = result.report
+        test = {task.task: task.exported.test for task in report.tasks}
+        fallbacks = ", ".join(f"{task}->{model}" for task, model in report.fallbacks.items()) or "none"
+        rows.append(
+            Row(f"fused ({strategy})", test["income"], test["never_married"], seconds,
+                report.trainable_parameters, report.total_parameters,
+                f"fallbacks: {fallbacks}; {report.rows_per_second:,.0f} train rows/s; "
+                f"best epoch {report.best_epoch}/{report.epochs_run}")
+        )  # fmt: skip
+
+    baselines: dict[str, BaselineResult] = {}
+    splits = {"train": data.train, "validation": data.validation, "test": data.test}
+    for kind in ("mmoe", "ple"):
+        started = time.perf_counter()
+        baseline = train_baseline(kind, data.tasks, sources, splits, TRAINING)
+        seconds = time.perf_counter() - started
+        baselines[kind] = baseline
+        test = {
+            t.name: task_metric(t, baseline.predictions["test"][t.name], data.test[t.label].to_numpy())
+            for t in data.tasks
+        }
+        rows.append(
+            Row(kind.upper() + " (from scratch)", test["income"], test["never_married"], seconds,
+                baseline.trainable_parameters, baseline.trainable_parameters,
+                f"{baseline.training.rows_per_second:,.0f} train rows/s; "
+                f"best epoch {baseline.training.best_epoch}/{len(baseline.training.history)}")
+        )  # fmt: skip
+
+    print(_table(rows))
+    verdicts = _targets(rows, results)
+    for line in verdicts:
+        print(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "census_fusion.json").write_text(
+        json.dumps(
+            {
+                "rows": [row.__dict__ for row in rows],
+                "reports": {name: result.report.to_dict() for name, result in results.items()},
+                "targets": verdicts,
+                "settings": TRAINING.__dict__,
+            },
+            indent=2,
+        )
+    )
+
+
+def _source(
+    data: CensusData, family: str, task_name: str, exporter: str, retrain: bool, rows: list[Row]
+) -> SourceModel:
+    task = next(t for t in data.tasks if t.name == task_name)
+    path = MODELS / f"{task_name}_{family}.onnx"
+    meta_path = path.with_suffix(".json")
+    if retrain or not path.exists() or not meta_path.exists():
+        model = build_single_task_model(family, data.schema, task)
+        started = time.perf_counter()
+        result = train_model(model, [task], data.train, data.validation, data.schema, TRAINING)
+        seconds = time.perf_counter() - started
+        for stale in (path, Path(f"{path}.data")):
+            stale.unlink(missing_ok=True)
+        export_onnx(model, data.schema, task, path, dynamo=exporter == "dynamo")
+        meta = {
+            "seconds": seconds,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+        }
+        meta_path.write_text(json.dumps(meta))
+    meta = json.loads(meta_path.read_text())
+    weights = Path(f"{path}.data")
+    loaded = load_model(path.read_bytes(), (weights.name, weights.read_bytes()) if weights.exists() else None)
+    source = SourceModel(name=f"{task_name}_{family}", task=task_name, loaded=loaded)
+    scores = run_model(loaded.model, source.feed(data.test))[loaded.signature.output_name]
+    auc = task_metric(task, scores, data.test[task.label].to_numpy())
+    rows.append(
+        Row(f"source {source.name} ({exporter})", auc if task_name == "income" else float("nan"),
+            auc if task_name == "never_married" else float("nan"), meta["seconds"], meta["parameters"],
+            meta["parameters"], f"best epoch {meta['best_epoch']}/{meta['epochs']}")
+    )  # fmt: skip
+    return source
+
+
+def _table(rows: list[Row]) -> str:
+    header = ("model", "income AUC", "never_married AUC", "wall s", "trainable", "total", "notes")
+    cells = [header] + [
+        (r.model, _auc(r.income), _auc(r.never_married), f"{r.seconds:.1f}", f"{r.trainable:,}", f"{r.total:,}", r.note)
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _auc(value: float) -> str:
+    return "-" if value != value else f"{value:.4f}"
+
+
+def _targets(rows: list[Row], results: dict[str, FusionResult]) -> list[str]:
+    by_model = {row.model: row for row in rows}
+    best = {
+        task: max(
+            r.__dict__[task] for r in rows if r.model.startswith("source") and r.__dict__[task] == r.__dict__[task]
+        )
+        for task in ("income", "never_married")
+    }
+    mmoe, ple = by_model["MMOE (from scratch)"], by_model["PLE (from scratch)"]
+    lines = []
+    for strategy in results:
+        fused = by_model[f"fused ({strategy})"]
+        mean = (fused.income + fused.never_married) / 2
+        beats_sources = fused.income >= best["income"] and fused.never_married >= best["never_married"]
+        beats_baselines = (
+            mean >= (mmoe.income + mmoe.never_married) / 2 and mean >= (ple.income + ple.never_married) / 2
+        )
+        lines.append(
+            f"target [{strategy}] test AUC >= best source on both tasks: {'PASS' if beats_sources else 'FAIL'} "
+            f"(income {fused.income:.4f} vs {best['income']:.4f}, never_married {fused.never_married:.4f} "
+            f"vs {best['never_married']:.4f})"
+        )
+        lines.append(
+            f"target [{strategy}] mean test AUC >= MMoE and PLE: {'PASS' if beats_baselines else 'FAIL'} "
+            f"({mean:.4f} vs MMoE {(mmoe.income + mmoe.never_married) / 2:.4f}, "
+            f"PLE {(ple.income + ple.never_married) / 2:.4f})"
+        )
+    if "frozen" in results:
+        ratio = mmoe.seconds / by_model["fused (frozen)"].seconds
+        lines.append(f"target frozen fusion >= 5x faster than MMoE: {'PASS' if ratio >= 5 else 'FAIL'} ({ratio:.1f}x)")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
