@@ -50,16 +50,19 @@ def task_loss(task: Task, raw_output: torch.Tensor, labels: torch.Tensor) -> tor
     """Mean loss over the rows that have a label (zero, with gradient, when none has).
 
     `raw_output` is a logit for binary tasks, a value for regression, and class logits for multiclass.
+    Unlabelled rows are weighted out rather than selected, which keeps the step free of data-dependent
+    shapes (no device synchronisation, no gather).
     """
-    mask = label_mask(labels)
-    if not bool(mask.any()):
-        return raw_output.sum() * 0.0
-    target = labels[mask]
+    present = label_mask(labels)
+    weights = present.to(raw_output.dtype)
+    targets = torch.where(present, labels, torch.zeros_like(labels))
     if task.type == TaskType.BINARY:
-        return F.binary_cross_entropy_with_logits(raw_output.reshape(-1)[mask], target)
-    if task.type == TaskType.REGRESSION:
-        return F.mse_loss(raw_output.reshape(-1)[mask], target)
-    return F.cross_entropy(raw_output[mask], target.long())
+        losses = F.binary_cross_entropy_with_logits(raw_output.reshape(-1), targets, reduction="none")
+    elif task.type == TaskType.REGRESSION:
+        losses = F.mse_loss(raw_output.reshape(-1), targets, reduction="none")
+    else:
+        losses = F.cross_entropy(raw_output, targets.long(), reduction="none")
+    return (losses * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def to_prediction(task: Task, raw_output: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,20 @@
 """The Adaptive Knowledge Fusion (AKF) network: what fusion trains around the frozen source components.
 
 Per fusion level l, every source model contributes one component output (its representation at that
-depth), projected to a common width d: a component token. Each task carries a state token. At each
-level, for each task:
-  1. intra-task mixture: a gate driven by the task's state mixes that task's own component tokens,
-     and the mixture is added to the task state;
-  2. inter-task attention: a Transformer block (multi-head self-attention with residual, LayerNorm
-     and feed-forward) runs over all task tokens and all component tokens, so each task can draw on
-     the other tasks' components; the task positions become the new task states.
+depth). Each task carries a state token through the levels. At each level:
+  1. every component output is projected to a component token, and to that token's key and value;
+  2. intra-task mixture: for each task, a gate driven by the task's state mixes the task's own
+     component tokens, and the mixture is added to the task state;
+  3. inter-task attention: a pre-LayerNorm Transformer block in which each task attends, with several
+     heads, over every task token and every component token (its own task's and the other tasks'),
+     followed by a feed-forward layer, both with residual connections.
 A tower per task reads the final state. Its last layer starts at zero and its output is added to a
 learned mixture of the task's source model outputs (logits), initialised to their mean, so training
-starts from the ensemble of the source models and can only be pushed away from it by the data.
+starts from the ensemble of the source models and moves away from it only where the data says so.
+
+Only task tokens are read after a level, so only they are computed as queries; component tokens enter
+as keys and values, which are linear maps of the component outputs. On a CPU the cost of a step at
+these sizes is dominated by the number of operations, so the network is written with as few as it needs.
 """
 
 from __future__ import annotations
@@ -56,84 +60,69 @@ class FusionLayout:
         return [i for i, source in enumerate(self.sources) if source.task_index == task_index]
 
 
-class TaskAttention(nn.Module):
-    """Multi-head attention from the task tokens to every token (tasks and components).
+class SourceProjections(nn.Module):
+    """A separate affine map per source: one [B, width] output per source -> [B, sources, out_width]."""
 
-    Only the task positions are read after each level, so only they are computed as queries: the same
-    result as full self-attention sliced to the task positions, at a fraction of the cost. Sequences
-    are a handful of tokens long, where many tiny per-row matmuls are slow on a CPU; instead the
-    query-key products are formed by broadcasting and summed per head with one small matmul.
-    """
-
-    def __init__(self, d_model: int, heads: int) -> None:
+    def __init__(self, in_widths: list[int], out_width: int) -> None:
         super().__init__()
-        if d_model % heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
-        self.scale = 1.0 / math.sqrt(d_model // heads)
-        self.query = nn.Linear(d_model, d_model)
-        self.key_value = nn.Linear(d_model, 2 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-        head_of_channel = torch.arange(d_model) // (d_model // heads)
-        self.register_buffer("head_sum", F.one_hot(head_of_channel, heads).float(), persistent=False)
+        self.maps = nn.ModuleList(nn.Linear(width, out_width) for width in in_widths)
 
-    def forward(self, queries: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """queries [B, T, d] attend over tokens [B, S, d] -> [B, T, d]."""
-        keys, values = self.key_value(tokens).unsqueeze(1).chunk(2, dim=-1)  # [B, 1, S, d] each
-        scores = (self.query(queries).unsqueeze(2) * keys) @ self.head_sum * self.scale  # [B, T, S, heads]
-        weights = torch.softmax(scores, dim=2) @ self.head_sum.T  # per channel: [B, T, S, d]
-        return self.out((weights * values).sum(2))
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([linear(x) for linear, x in zip(self.maps, inputs, strict=True)], dim=1)
 
-
-class TransformerBlock(nn.Module):
-    """Pre-LayerNorm Transformer encoder block, evaluated at the task positions."""
-
-    def __init__(self, d_model: int, heads: int, ffn_multiplier: int) -> None:
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(d_model)
-        self.attention = TaskAttention(d_model, heads)
-        self.ffn_norm = nn.LayerNorm(d_model)
-        self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_multiplier * d_model), nn.GELU(), nn.Linear(ffn_multiplier * d_model, d_model)
-        )
-
-    def forward(self, task_tokens: torch.Tensor, other_tokens: torch.Tensor) -> torch.Tensor:
-        normed = self.attention_norm(torch.cat([task_tokens, other_tokens], dim=1))
-        tasks = task_tokens + self.attention(normed[:, : task_tokens.shape[1]], normed)
-        return tasks + self.ffn(self.ffn_norm(tasks))
+    @torch.no_grad()
+    def calibrate(self, index: int, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start input `index`'s map as if that input were standardised with this mean and std."""
+        linear = self.maps[index]
+        linear.weight /= std.clamp_min(1e-6)
+        linear.bias -= linear.weight @ mean
 
 
 class AKFLevel(nn.Module):
-    """One AKF module: projections, intra-task gate and inter-task Transformer block for one level."""
+    """One AKF module: component projections, intra-task gate and inter-task Transformer block."""
 
     def __init__(self, layout: FusionLayout, level: int, config: AKFConfig) -> None:
         super().__init__()
         d = config.d_model
-        self.projections = nn.ModuleList(nn.Linear(source.level_widths[level], d) for source in layout.sources)
-        self.source_embedding = nn.Parameter(torch.zeros(len(layout.sources), d))
+        if d % config.heads:
+            raise ValueError(f"d_model ({d}) must be a multiple of heads ({config.heads})")
+        self.d_model = d
+        self.scale = 1.0 / math.sqrt(d // config.heads)
+        self.components = SourceProjections([source.level_widths[level] for source in layout.sources], 3 * d)
         self.gate = nn.Linear(d, len(layout.sources))
         own_sources = torch.zeros(len(layout.tasks), len(layout.sources), dtype=torch.bool)
         for index, source in enumerate(layout.sources):
             own_sources[source.task_index, index] = True
         self.register_buffer("gate_mask", torch.where(own_sources, 0.0, -math.inf), persistent=False)
-        self.block = TransformerBlock(d, config.heads, config.ffn_multiplier)
-
-    @torch.no_grad()
-    def calibrate(self, source_index: int, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Start the source's projection as if its inputs were standardised with this mean and std.
-
-        Component outputs come on very different scales; folding the standardisation into the initial
-        weights gives every token a comparable scale at no cost per step (the transformer block's own
-        LayerNorm keeps them comparable afterwards)."""
-        projection = self.projections[source_index]
-        projection.weight.div_(std.clamp_min(1e-6))
-        projection.bias.sub_(projection.weight @ mean)
+        self.attention_norm = nn.LayerNorm(d)
+        self.task_qkv = nn.Linear(d, 3 * d)
+        self.attention_out = nn.Linear(d, d)
+        head_of_channel = torch.arange(d) // (d // config.heads)
+        self.register_buffer("head_sum", F.one_hot(head_of_channel, config.heads).float(), persistent=False)
+        self.ffn_norm = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(
+            nn.Linear(d, config.ffn_multiplier * d), nn.GELU(), nn.Linear(config.ffn_multiplier * d, d)
+        )
 
     def forward(self, task_states: torch.Tensor, component_outputs: list[torch.Tensor]) -> torch.Tensor:
-        """task_states [B, T, d], one [B, width] tensor per source -> new task states [B, T, d]."""
-        tokens = torch.stack([project(x) for project, x in zip(self.projections, component_outputs, strict=True)], 1)
+        """task_states [B, T, d]; component_outputs: one [B, width] tensor per source."""
+        tokens, component_keys, component_values = self.components(component_outputs).split(self.d_model, dim=-1)
         gate = torch.softmax(self.gate(task_states) + self.gate_mask, dim=-1)
         task_states = task_states + gate @ tokens
-        return self.block(task_states, tokens + self.source_embedding)
+        queries, task_keys, task_values = self.task_qkv(self.attention_norm(task_states)).split(self.d_model, dim=-1)
+        keys = torch.cat([task_keys, component_keys], dim=1)
+        values = torch.cat([task_values, component_values], dim=1)
+        task_states = task_states + self.attention_out(self._attend(queries, keys, values))
+        return task_states + self.ffn(self.ffn_norm(task_states))
+
+    def _attend(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Multi-head attention of [B, T, d] queries over [B, S, d] keys and values.
+
+        Sequences are a handful of tokens, where per-row matrix products are slow; products are formed
+        by broadcasting and summed per head with one small matrix product instead."""
+        scores = (queries.unsqueeze(2) * keys.unsqueeze(1)) @ self.head_sum * self.scale  # [B, T, S, heads]
+        weights = torch.softmax(scores, dim=2) @ self.head_sum.T  # each channel takes its head's weight
+        return (weights * values.unsqueeze(1)).sum(2)
 
 
 class AKFusion(nn.Module):
@@ -151,6 +140,9 @@ class AKFusion(nn.Module):
             nn.Parameter(torch.full((len(layout.sources_of(t)),), 1.0 / len(layout.sources_of(t))))
             for t in range(len(layout.tasks))
         )
+        for t in range(len(layout.tasks)):
+            flags = [layout.sources[i].output_is_probability for i in layout.sources_of(t)]
+            self.register_buffer(f"probability_sources_{t}", torch.tensor(flags), persistent=False)
         # Adapters feed a task's fused state back into its own sources' next component (adaptive strategies).
         self.adapters = nn.ModuleList(
             nn.ModuleList(_zero_linear(d, source.level_widths[level]) for source in layout.sources)
@@ -158,15 +150,19 @@ class AKFusion(nn.Module):
         ) if adaptive else None  # fmt: skip
 
     def calibrate(self, statistics: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
-        """statistics[source][level] = (mean, std) of that component output over the training rows."""
+        """statistics[source][level] = (mean, std) of that component output over the training rows.
+
+        Component outputs come on very different scales; folding their standardisation into the initial
+        projections gives every token a comparable scale at no cost per step."""
         for source_index, per_level in enumerate(statistics):
             for level, (mean, std) in enumerate(per_level):
-                self.levels[level].calibrate(source_index, mean, std)
+                self.levels[level].components.calibrate(source_index, mean, std)
 
     def initial_states(self, batch_size: int) -> torch.Tensor:
         return self.task_embedding.unsqueeze(0).expand(batch_size, -1, -1)
 
     def fuse_level(self, level: int, task_states: torch.Tensor, component_outputs: list[torch.Tensor]) -> torch.Tensor:
+        """component_outputs: every source's [B, width] output at this level."""
         return self.levels[level](task_states, component_outputs)
 
     def injection(self, level: int, source_index: int, task_states: torch.Tensor) -> torch.Tensor:
@@ -180,12 +176,9 @@ class AKFusion(nn.Module):
         """Raw outputs per task: logits (binary, multiclass) or values (regression)."""
         outputs = {}
         for t, task in enumerate(self.layout.tasks):
-            sources = self.layout.sources_of(t)
-            source_logits = torch.stack(
-                [_as_logits(task, source_outputs[i], self.layout.sources[i].output_is_probability) for i in sources],
-                dim=-1,
-            )
-            ensemble = (source_logits * self.source_mix[t]).sum(-1)
+            own = torch.stack([source_outputs[i] for i in self.layout.sources_of(t)], dim=-1)
+            logits = _as_logits(task, own, getattr(self, f"probability_sources_{t}"))
+            ensemble = (logits * self.source_mix[t]).sum(-1)
             tower = self.towers[t](task_states[:, t])
             outputs[task.name] = ensemble + (tower.squeeze(-1) if task.output_width == 1 else tower)
         return outputs
@@ -194,7 +187,7 @@ class AKFusion(nn.Module):
         """component_outputs[source][level] is [B, width]; source_outputs[source] the source's own output."""
         states = self.initial_states(source_outputs[0].shape[0])
         for level in range(self.config.levels):
-            states = self.fuse_level(level, states, [per_level[level] for per_level in component_outputs])
+            states = self.fuse_level(level, states, [per_source[level] for per_source in component_outputs])
         return self.task_outputs(states, source_outputs)
 
 
@@ -210,11 +203,12 @@ def _zero_linear(in_width: int, out_width: int) -> nn.Linear:
     return layer
 
 
-def _as_logits(task: Task, output: torch.Tensor, is_probability: bool) -> torch.Tensor:
-    """A source model's output in the space the fused head adds in: logits, or regression values."""
-    if task.type == TaskType.REGRESSION or not is_probability:
-        return output.reshape(output.shape[0], -1).squeeze(-1) if task.output_width == 1 else output
+def _as_logits(task: Task, outputs: torch.Tensor, is_probability: torch.Tensor) -> torch.Tensor:
+    """Source outputs stacked on the last axis ([B, n] or [B, C, n]) in the space the fused head adds
+    in: logits for classification (probability outputs converted), values for regression."""
+    if task.type == TaskType.REGRESSION or not bool(is_probability.any()):
+        return outputs
     if task.type == TaskType.BINARY:
-        p = output.reshape(-1).clamp(_PROBABILITY_FLOOR, 1 - _PROBABILITY_FLOOR)
-        return torch.log(p) - torch.log1p(-p)
-    return torch.log(output.clamp_min(_PROBABILITY_FLOOR))
+        p = outputs.clamp(_PROBABILITY_FLOOR, 1 - _PROBABILITY_FLOOR)
+        return torch.where(is_probability, torch.log(p) - torch.log1p(-p), outputs)
+    return torch.where(is_probability, torch.log(outputs.clamp_min(_PROBABILITY_FLOOR)), outputs)

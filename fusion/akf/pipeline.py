@@ -27,6 +27,7 @@ from fusion.tasks import Task, TaskType, task_metric
 from fusion.training import CancelCheck, ProgressCallback, TrainConfig, fit, predict
 
 EXPORT_TOLERANCE = 1e-5
+STATISTICS_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,13 @@ def _strategy_model(
 
 
 def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(torch.from_numpy(v.mean(axis=0)), torch.from_numpy(v.std(axis=0))) for v in outputs.levels]
+    """Mean and std of each level's component output, from a fixed sample of rows: they only set the
+    projections' initial scale, and a sample estimates them as well as every row would."""
+    rows = np.random.default_rng(0).permutation(len(outputs.output))[:STATISTICS_ROWS]
+    return [
+        (torch.from_numpy(sample.mean(axis=0)), torch.from_numpy(sample.std(axis=0)))
+        for sample in (values[np.sort(rows)] for values in outputs.levels)
+    ]
 
 
 def _raw_inputs(sources: list[SourceModel], frame: pd.DataFrame) -> TensorTable:

@@ -38,7 +38,7 @@ def output_key(source_index: int) -> str:
 
 
 def frozen_table(outputs: list[SourceOutputs]) -> TensorTable:
-    """The frozen model's input table: cached component outputs and source outputs, by key."""
+    """The frozen model's input table: cached component outputs and source outputs, by key (no copies)."""
     table: TensorTable = {}
     for i, source_outputs in enumerate(outputs):
         for level, values in enumerate(source_outputs.levels):
