@@ -1,0 +1,1 @@
+"""What every domain shares: settings, database, artifact store, uploads, errors, tenancy."""

@@ -1,0 +1,73 @@
+"""Settings, read once from the environment (and a `.env` file when present).
+
+The defaults are the embedded set-up: SQLite, kombu's filesystem broker and artifacts, all under ./var,
+so that the service runs with nothing else installed. Production points DATABASE_URL at PostgreSQL and
+CELERY_BROKER_URL at Redis, and FUSEBOX_ARTIFACT_ROOT at a volume every host mounts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fusion.intake.records import IntakeLimits
+
+_INTAKE = IntakeLimits()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FUSEBOX_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Home of the embedded defaults.")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "FUSEBOX_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means a SQLite file under var_dir.",
+    )
+    celery_broker_url: str = Field(
+        default="filesystem://",
+        validation_alias=AliasChoices("CELERY_BROKER_URL", "FUSEBOX_CELERY_BROKER_URL"),
+        description="redis://host:6379/0 in production; filesystem:// keeps the queue under var_dir.",
+    )
+    artifact_root: Path | None = Field(default=None, description="Content-addressed files; default var_dir/artifacts.")
+    migrate_on_startup: bool = True
+
+    max_model_bytes: int = _INTAKE.max_model_bytes
+    max_weights_bytes: int = _INTAKE.max_weights_bytes
+    max_dataset_bytes: int = 2 * 2**30
+    max_dataset_columns: int = 2_000
+    max_inference_rows: int = 100_000
+
+    job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")
+    worker_device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: CUDA when present.")
+    progress_interval_s: float = Field(default=0.5, description="Least time between two progress writes of a job.")
+    inference_sessions: int = Field(
+        default=16, description="ONNX Runtime sessions kept loaded, least recently used out."
+    )
+    inference_threads: int = Field(default=0, description="Threads per inference session; 0 lets ONNX Runtime pick.")
+
+    @computed_field
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with psycopg 3 as the PostgreSQL driver (plain postgresql:// would ask for psycopg2)."""
+        url = self.database_url or f"sqlite:///{self.var_dir / 'fusebox.db'}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_root or self.var_dir / "artifacts"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.var_dir / "broker"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""Errors that the service layer raises and the API turns into HTTP answers.
+
+Business logic raises these without knowing about HTTP status codes' wire format; one handler renders
+them: `{"detail": ...}` under /v1 (FastAPI's convention), `{"error": ...}` under /v2 (the Open
+Inference Protocol's).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ServiceError(Exception):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class BadRequest(ServiceError):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class NotFound(ServiceError):
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+
+
+class TooLarge(ServiceError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+
+
+class Unprocessable(ServiceError):
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+class Unavailable(ServiceError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+def _is_inference(request: Request) -> bool:
+    return request.url.path.startswith("/v2")
+
+
+def _render(request: Request, code: int, message: str, problems: list[str] | None = None) -> JSONResponse:
+    if _is_inference(request):
+        return JSONResponse({"error": message}, status_code=code)
+    body: dict[str, object] = {"detail": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=code)
+
+
+async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+    return _render(request, error.status_code, error.message, error.problems)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    return _render(request, error.status_code, str(error.detail))
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    if not _is_inference(request):
+        detail = jsonable_encoder(error.errors())
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return _render(request, status.HTTP_400_BAD_REQUEST, f"invalid request: {where}: {first.get('msg')}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

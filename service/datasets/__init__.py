@@ -1,0 +1,1 @@
+"""Datasets: training and validation tables, uploaded as CSV or Parquet and stored as Parquet."""

@@ -1,0 +1,128 @@
+"""Reading an uploaded table, CSV or Parquet, and refusing what fusion could not use.
+
+Every problem is a 422 naming the columns (at most a few) and what to change. Label columns may have
+missing values (a row can lack some task's label); every other column must be complete.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.core.errors import Unprocessable
+
+PARQUET_MAGIC = b"PAR1"
+MAX_LISTED_VALUES = 32
+"""Columns with at most this many distinct values keep them in their statistics (labels, small ids)."""
+
+
+def read_table(path: Path, filename: str, max_columns: int) -> tuple[pd.DataFrame, str]:
+    """The table and its format ('csv' or 'parquet')."""
+    if path.stat().st_size == 0:
+        raise Unprocessable("The file is empty. Upload a CSV file with a header row, or a Parquet file.")
+    with path.open("rb") as handle:
+        is_parquet = handle.read(4) == PARQUET_MAGIC
+    if is_parquet:
+        return _read_parquet(path, max_columns), "parquet"
+    if filename.lower().endswith((".parquet", ".pq")):
+        raise Unprocessable(f"'{filename}' is named like a Parquet file but is not one (no PAR1 header).")
+    return _read_csv(path, max_columns), "csv"
+
+
+def _read_parquet(path: Path, max_columns: int) -> pd.DataFrame:
+    try:
+        schema = pq.read_schema(path)
+        _check_header(schema.names, max_columns)
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise Unprocessable(f"The Parquet file could not be read: {error}") from None
+
+
+def _read_csv(path: Path, max_columns: int) -> pd.DataFrame:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+        if not header:
+            raise Unprocessable("The CSV file has no header row. Put the column names on the first line.")
+        _check_header(header, max_columns)
+        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+    except UnicodeDecodeError as error:
+        raise Unprocessable(
+            f"The file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at position {error.start}). "
+            "Save the CSV as UTF-8, or upload Parquet."
+        ) from None
+    except (pd.errors.ParserError, csv.Error) as error:
+        raise Unprocessable(f"The CSV file could not be parsed: {' '.join(str(error).split())}") from None
+
+
+def _check_header(names: list[str], max_columns: int) -> None:
+    if len(names) > max_columns:
+        raise Unprocessable(f"The table has {len(names):,} columns; at most {max_columns:,} are accepted.")
+    blank = [i + 1 for i, name in enumerate(names) if not str(name).strip()]
+    if blank:
+        raise Unprocessable(f"Column(s) {_few(blank)} have no name. Give every column a name in the header.")
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        raise Unprocessable(f"Column name(s) {_few(repeated)} appear more than once. Make column names unique.")
+
+
+def check_table(frame: pd.DataFrame, label_columns: set[str]) -> None:
+    """Rows present, every column numeric and finite, missing values only in label columns."""
+    if len(frame) == 0:
+        raise Unprocessable("The table has a header but no rows.")
+    unknown = sorted(label_columns - set(frame.columns))
+    if unknown:
+        raise Unprocessable(f"label_columns names column(s) {_few(unknown)} that the table does not have.")
+    text = [name for name in frame.columns if pd.api.types.is_bool_dtype(frame[name])]
+    text += [name for name in frame.columns if not pd.api.types.is_numeric_dtype(frame[name])]
+    if text:
+        raise Unprocessable(
+            f"Column(s) {_few(text)} are not numeric. Encode categories as integer ids (0, 1, 2, ...) and "
+            "booleans as 0/1 before uploading."
+        )
+    problems = []
+    for name in frame.columns:
+        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(values).any():
+            problems.append(f"column '{name}' has infinite values")
+        missing = np.isnan(values)
+        if missing.any() and name not in label_columns:
+            problems.append(
+                f"column '{name}' has {int(missing.sum()):,} missing value(s) (first in data row "
+                f"{int(np.argmax(missing)) + 1}); fill them, or list the column in label_columns if it is a label"
+            )
+    if problems:
+        raise Unprocessable("The table has values fusion cannot use.", problems)
+
+
+def column_statistics(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """What job validation needs to know about each column without reading the data again."""
+    statistics = []
+    for name in frame.columns:
+        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        present = values[~np.isnan(values)]
+        distinct = np.unique(present) if present.size else present
+        statistics.append(
+            {
+                "name": str(name),
+                "dtype": str(frame[name].dtype),
+                "missing": int(values.size - present.size),
+                "min": float(present.min()) if present.size else None,
+                "max": float(present.max()) if present.size else None,
+                "integer_valued": bool(np.array_equal(present, np.round(present))),
+                "values": distinct.tolist() if distinct.size <= MAX_LISTED_VALUES else None,
+            }
+        )
+    return statistics
+
+
+def _few(items: list[Any], limit: int = 5) -> str:
+    shown = ", ".join(f"'{item}'" if isinstance(item, str) else str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

@@ -1,0 +1,70 @@
+"""Dataset business logic: validate an upload, store it as Parquet, record it; list and fetch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.core.errors import NotFound
+from service.core.schemas import Page
+from service.core.storage import ArtifactStore, StagedFile
+from service.datasets import parsing
+from service.datasets.models import Dataset
+from service.datasets.schemas import DatasetMetadata
+
+
+def create_dataset(
+    session: Session,
+    store: ArtifactStore,
+    tenant_id: str,
+    upload: StagedFile,
+    metadata: DatasetMetadata,
+    max_columns: int,
+) -> Dataset:
+    upload.finish()
+    filename = upload.filename or "upload"
+    frame, source_format = parsing.read_table(upload.path, filename, max_columns)
+    parsing.check_table(frame, set(metadata.label_columns))
+    with store.scratch_file(".parquet") as scratch:
+        frame.to_parquet(scratch, index=False)
+        stored = store.adopt_file(scratch)
+    dataset = Dataset(
+        tenant_id=tenant_id,
+        name=metadata.name or filename,
+        source_format=source_format,
+        upload_sha256=upload.sha256,
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+        rows=len(frame),
+        columns=parsing.column_statistics(frame),
+    )
+    try:
+        session.add(dataset)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if stored.created:
+            store.delete(stored.sha256)
+        raise
+    return dataset
+
+
+def list_datasets(session: Session, tenant_id: str, page: Page) -> Sequence[Dataset]:
+    query = (
+        select(Dataset)
+        .where(Dataset.tenant_id == tenant_id)
+        .order_by(Dataset.created_at.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return session.scalars(query).all()
+
+
+def get_dataset(session: Session, tenant_id: str, dataset_id: uuid.UUID) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or dataset.tenant_id != tenant_id:
+        raise NotFound(f"dataset {dataset_id} not found")
+    return dataset

@@ -1,0 +1,70 @@
+"""Registering a fused model and deploying it under a name; finding what a name and version serve."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import onnx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.core.errors import NotFound
+from service.core.storage import StoredFile
+from service.inference.models import Deployment, FusedModel
+
+
+def register_fused_model(
+    session: Session, tenant_id: str, job_id: uuid.UUID, model: onnx.ModelProto, stored: StoredFile
+) -> FusedModel:
+    """A row for an exported fused model, described by the metadata the engine writes into it."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    fused = FusedModel(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+        strategy=metadata.get("fusebox.strategy", ""),
+        tasks=json.loads(metadata["fusebox.tasks"]),
+        input_columns=json.loads(metadata.get("fusebox.input_columns", "{}")),
+        answered_by=json.loads(metadata.get("fusebox.answered_by", "{}")),
+    )
+    session.add(fused)
+    session.flush()
+    return fused
+
+
+def deploy(session: Session, tenant_id: str, name: str, fused: FusedModel) -> Deployment:
+    """Serve `fused` as the next version of `name`. Two jobs of one name finishing together pick the same
+    number: the unique constraint fails the second flush, and its caller retries in a new transaction."""
+    current = session.scalar(
+        select(func.max(Deployment.version)).where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+    )
+    deployment = Deployment(tenant_id=tenant_id, name=name, version=(current or 0) + 1, fused_model=fused)
+    session.add(deployment)
+    session.flush()
+    return deployment
+
+
+def find_deployment(session: Session, tenant_id: str, name: str, version: str | None = None) -> Deployment:
+    query = select(Deployment).where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+    if version is None:
+        query = query.order_by(Deployment.version.desc()).limit(1)
+    else:
+        if not version.isdigit():
+            raise NotFound(f"model '{name}' has no version '{version}'; versions are 1, 2, ...")
+        query = query.where(Deployment.version == int(version))
+    deployment = session.scalars(query).first()
+    if deployment is None:
+        which = f"version {version} of model" if version is not None else "model"
+        raise NotFound(f"{which} '{name}' is not deployed")
+    return deployment
+
+
+def list_versions(session: Session, tenant_id: str, name: str) -> list[int]:
+    query = (
+        select(Deployment.version)
+        .where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+        .order_by(Deployment.version)
+    )
+    return list(session.scalars(query).all())

@@ -1,0 +1,53 @@
+"""The API application: `uvicorn service.main:app`. Docs at /docs (OpenAPI at /openapi.json)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service import __version__
+from service.core.config import get_settings
+from service.core.errors import install_error_handlers
+from service.core.migrate import upgrade
+from service.core.storage import get_store
+from service.datasets.router import router as datasets_router
+from service.inference.router import oip, predict_router
+from service.jobs.router import router as jobs_router
+from service.models.router import router as models_router
+
+log = logging.getLogger("fusebox")
+
+DESCRIPTION = """
+Upload trained single-task models (ONNX) and a dataset, start a fusion job, and query the fused
+multi-task model through the Open Inference Protocol v2 (`/v2`) or `/v1/predict`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    if settings.migrate_on_startup:
+        await run_in_threadpool(upgrade, settings.sqlalchemy_url)
+    get_store()  # creates the artifact folders
+    log.info("fusebox %s: database %s", __version__, settings.sqlalchemy_url.split("@")[-1])
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="fusebox",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (models_router, datasets_router, jobs_router, predict_router, oip):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Source models: trained single-task ONNX models that users upload for fusion."""

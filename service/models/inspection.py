@@ -1,0 +1,82 @@
+"""Running an upload through the engine's intake and decomposition (both torch-free).
+
+The weights file is memory-mapped rather than read: the engine slices it like bytes, and a mapping lets
+the kernel page a 2 GiB weights file in and out instead of copying it onto the heap. The graph itself
+(at most max_model_bytes) is read, because protobuf parses bytes only.
+"""
+
+from __future__ import annotations
+
+import mmap
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fusion.decompose import Component, decompose, format_tree
+from fusion.intake import IntakeLimits, LoadedModel, ModelRejected, load_model
+from service.core.errors import Unprocessable
+from service.models.schemas import ModelMetadata
+
+
+@dataclass(frozen=True)
+class InspectedModel:
+    loaded: LoadedModel
+    signature: dict[str, Any]
+    decomposition: dict[str, Any]
+
+
+def inspect_upload(
+    model_file: Path, weights: tuple[str, Path] | None, metadata: ModelMetadata, limits: IntakeLimits
+) -> InspectedModel:
+    with ExitStack() as stack:
+        weight_bytes = (weights[0], _map(weights[1], stack)) if weights else None
+        try:
+            loaded = load_model(model_file.read_bytes(), weight_bytes, limits=limits)  # type: ignore[arg-type] - mmap slices as bytes
+        except ModelRejected as error:
+            raise Unprocessable(str(error)) from None
+    _check_task(loaded, metadata)
+    try:
+        decomposition = decompose(loaded.model)
+    except ValueError as error:
+        raise Unprocessable(f"The model could not be decomposed into components: {error}") from None
+    summary = {
+        "parameter_count": decomposition.parameter_count,
+        "body_components": decomposition.body_leaf_count(),
+        "components": [_component(c) for c in decomposition.components],
+        "tree": format_tree(decomposition, title=metadata.name),
+    }
+    return InspectedModel(loaded=loaded, signature=asdict(loaded.signature), decomposition=summary)
+
+
+def _map(path: Path, stack: ExitStack) -> bytes | mmap.mmap:
+    handle = stack.enter_context(path.open("rb"))
+    if path.stat().st_size == 0:
+        return b""  # an empty file cannot be mapped
+    return stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _check_task(loaded: LoadedModel, metadata: ModelMetadata) -> None:
+    width = loaded.signature.output_width
+    expected = metadata.classes if metadata.task_type == "multiclass" else 1
+    if width != expected:
+        raise Unprocessable(
+            f"The model outputs {width} value(s) per row, but a {metadata.task_type} task needs {expected}"
+            + (f" ({metadata.classes} classes)." if metadata.classes else ".")
+            + " Upload the model with the task type it was trained for."
+        )
+
+
+def _component(component: Component) -> dict[str, Any]:
+    return {
+        "name": component.name,
+        "role": component.role.value,
+        "parameters": component.parameter_count,
+        "parallel": component.parallel,
+        "ops": dict(component.op_types),
+        "outputs": [
+            {"name": name, "shape": shape}
+            for name, shape in zip(component.outputs, component.output_shapes, strict=True)
+        ],
+        "children": [_component(child) for child in component.children],
+    }

@@ -1,0 +1,105 @@
+"""Source model business logic: accept an upload through the engine's intake, store it, list, delete."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fusion.intake import IntakeLimits
+from service.core.errors import Conflict, NotFound
+from service.core.schemas import Page
+from service.core.storage import ArtifactStore, StagedFile
+from service.jobs.models import ACTIVE_STATUSES, FusionJob, job_sources
+from service.models.inspection import inspect_upload
+from service.models.models import SourceModel
+from service.models.schemas import ModelMetadata
+
+
+def create_model(
+    session: Session,
+    store: ArtifactStore,
+    tenant_id: str,
+    metadata: ModelMetadata,
+    upload: StagedFile,
+    weights: StagedFile | None,
+    limits: IntakeLimits,
+) -> SourceModel:
+    _check_name_free(session, tenant_id, metadata.name)
+    for staged in (upload, weights):
+        if staged is not None:
+            staged.finish()
+    companion = (weights.filename or "weights", weights.path) if weights is not None else None
+    inspected = inspect_upload(upload.path, companion, metadata, limits)
+    stored = store.put_bytes(inspected.loaded.to_bytes())
+    model = SourceModel(
+        tenant_id=tenant_id,
+        name=metadata.name,
+        task_name=metadata.task,
+        task_type=metadata.task_type,
+        classes=metadata.classes,
+        filename=upload.filename or "model.onnx",
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+        signature=inspected.signature,
+        decomposition=inspected.decomposition,
+    )
+    try:
+        session.add(model)
+        session.commit()
+    except BaseException as error:
+        session.rollback()
+        if stored.created:
+            store.delete(stored.sha256)
+        if isinstance(error, IntegrityError):  # the same name, uploaded concurrently
+            raise _name_taken(metadata.name) from None
+        raise
+    return model
+
+
+def list_models(session: Session, tenant_id: str, page: Page, name: str | None = None) -> Sequence[SourceModel]:
+    query = select(SourceModel).where(SourceModel.tenant_id == tenant_id)
+    if name is not None:
+        query = query.where(SourceModel.name == name)
+    query = query.order_by(SourceModel.created_at.desc()).limit(page.limit).offset(page.offset)
+    return session.scalars(query).all()
+
+
+def get_model(session: Session, tenant_id: str, model_id: uuid.UUID) -> SourceModel:
+    model = session.get(SourceModel, model_id)
+    if model is None or model.tenant_id != tenant_id:
+        raise NotFound(f"model {model_id} not found")
+    return model
+
+
+def delete_model(session: Session, store: ArtifactStore, tenant_id: str, model_id: uuid.UUID) -> None:
+    model = get_model(session, tenant_id, model_id)
+    active = session.scalars(
+        select(FusionJob.id)
+        .join(job_sources, job_sources.c.job_id == FusionJob.id)
+        .where(job_sources.c.model_id == model.id, FusionJob.status.in_(ACTIVE_STATUSES))
+    ).all()
+    if active:
+        raise Conflict(
+            f"model '{model.name}' is used by active fusion job(s) {', '.join(map(str, active))}; "
+            "wait for them to finish or cancel them first"
+        )
+    sha256 = model.sha256
+    session.delete(model)
+    session.commit()
+    # The file may be shared with another row holding the same bytes; it goes with the last of them.
+    if not session.scalar(select(exists().where(SourceModel.sha256 == sha256))):
+        store.delete(sha256)
+
+
+def _check_name_free(session: Session, tenant_id: str, name: str) -> None:
+    taken = session.scalar(select(func.count()).where(SourceModel.tenant_id == tenant_id, SourceModel.name == name))
+    if taken:
+        raise _name_taken(name)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"a model named '{name}' exists already; choose another name or delete that model first")

@@ -1,0 +1,11 @@
+"""Every table: importing this module registers all ORM models on Base.metadata (for Alembic and tests)."""
+
+from service.core.database import Base
+from service.datasets.models import Dataset
+from service.inference.models import Deployment, FusedModel
+from service.jobs.models import FusionJob, job_sources
+from service.models.models import SourceModel
+
+metadata = Base.metadata
+
+__all__ = ["Dataset", "Deployment", "FusedModel", "FusionJob", "SourceModel", "job_sources", "metadata"]

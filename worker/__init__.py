@@ -1,0 +1,1 @@
+"""Celery workers: run fusion jobs with the engine, report progress to the database, deploy the result."""
