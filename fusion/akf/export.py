@@ -95,7 +95,9 @@ class _HeadGraph(nn.Module):
         levels = self.fusion.config.levels
         components = [list(flat[i * levels : (i + 1) * levels]) for i in range(sources)]
         source_outputs = list(flat[sources * levels :])
-        states = self.fusion.initial_states(source_outputs[0].shape[0])
+        # The batch size comes from a first-level input: under the adaptive strategies the source outputs
+        # depend on this graph's injections, and reading their shape here would close a cycle.
+        states = self.fusion.initial_states(components[0][0].shape[0])
         injections = []
         for level in range(levels):
             if level > 0 and self.fusion.adapters is not None:

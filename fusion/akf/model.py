@@ -185,7 +185,7 @@ class AKFusion(nn.Module):
 
     def forward(self, component_outputs: list[list[torch.Tensor]], source_outputs: list[torch.Tensor]) -> dict:
         """component_outputs[source][level] is [B, width]; source_outputs[source] the source's own output."""
-        states = self.initial_states(source_outputs[0].shape[0])
+        states = self.initial_states(component_outputs[0][0].shape[0])
         for level in range(self.config.levels):
             states = self.fuse_level(level, states, [per_source[level] for per_source in component_outputs])
         return self.task_outputs(states, source_outputs)
