@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import FileResponse
 
-from service.core.dependencies import DbSession
+from service.core.dependencies import DbSession, Store
 from service.core.schemas import Page, page_params
 from service.core.tenancy import TenantId
 from service.jobs import service
@@ -46,6 +47,18 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut, summary="Status, progress, per-epoch metrics, error, report")
 def get_job(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession) -> JobOut:
     return JobOut.model_validate(service.get_job(session, tenant_id, job_id))
+
+
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    summary="Download the fused ONNX model",
+    responses={200: {"content": {"application/octet-stream": {}}}, 409: {"description": "The job has not succeeded"}},
+)
+def download_model(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession, store: Store) -> FileResponse:
+    """One input per feature column, one output per task; metadata_props describe the tasks."""
+    path, filename = service.fused_model_file(session, store, tenant_id, job_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)
 
 
 @router.post(

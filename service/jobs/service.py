@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session
 from service.core.database import utcnow
 from service.core.errors import Conflict, NotFound, Unprocessable
 from service.core.schemas import Page
+from service.core.storage import ArtifactStore
+from service.inference.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
 from service.jobs.schemas import JobCreate
@@ -58,6 +61,15 @@ def get_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
     if job is None or job.tenant_id != tenant_id:
         raise NotFound(f"fusion job {job_id} not found")
     return job
+
+
+def fused_model_file(session: Session, store: ArtifactStore, tenant_id: str, job_id: uuid.UUID) -> tuple[Path, str]:
+    """Where the job's exported ONNX file is, and a file name to download it under."""
+    job = get_job(session, tenant_id, job_id)
+    fused = session.scalars(select(FusedModel).where(FusedModel.job_id == job.id)).first()
+    if fused is None:
+        raise Conflict(f"fusion job {job_id} is {job.status.value}; its model exists once it has succeeded")
+    return store.path(fused.sha256), f"{job.name}-v{job.deployed_version}.onnx"
 
 
 def cancel_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
