@@ -51,12 +51,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[SourceModel], 
     folder = tmp_path_factory.mktemp("types")
     data = FusionData(synthetic(3000, 0), synthetic(1000, 1), synthetic(1000, 2))
     sources = []
-    for family, task in [("mlp", TASKS[0]), ("mlp", TASKS[1]), ("wide_deep", TASKS[1]), ("dcn", TASKS[2])]:
+    for family, task, columns in [
+        ("mlp", TASKS[0], SCHEMA.input_names),
+        ("mlp", TASKS[1], SCHEMA.input_names),
+        ("wide_deep", TASKS[1], ["shop", "x"]),  # a model that reads only some of the columns
+        ("dcn", TASKS[2], SCHEMA.input_names),
+    ]:
         torch.manual_seed(0)
-        model = build_single_task_model(family, SCHEMA, task, hidden=(16, 8))
+        schema = SCHEMA.subset(columns)
+        model = build_single_task_model(family, schema, task, hidden=(16, 8))
         train_model(model, [task], data.train.dropna(subset=[task.label]), data.validation.dropna(subset=[task.label]),
-                    SCHEMA, CONFIG)  # fmt: skip
-        path = export_onnx(model, SCHEMA, task, folder / f"{task.name}_{family}.onnx", dynamo=False)
+                    schema, CONFIG)  # fmt: skip
+        path = export_onnx(model, schema, task, folder / f"{task.name}_{family}.onnx", dynamo=False)
         sources.append(SourceModel(f"{task.name}_{family}", task.name, load_model_file(path)))
     classifier = MLPClassifier(hidden_layer_sizes=(8, 4), max_iter=500, random_state=0)
     features = data.train[["x", "z"]].to_numpy(np.float32)
@@ -75,6 +81,7 @@ def test_regression_multiclass_and_binary_fuse(setup, strategy: str) -> None:
     metrics = {task.task: task for task in result.report.tasks}
     assert metrics["spend"].metric == "neg_rmse" and metrics["segment"].metric == "accuracy"
     assert metrics["churn"].metric == "auc" and set(metrics["churn"].sources) == {"churn_dcn", "churn_sklearn"}
+    assert [len(s.signature.inputs) for s in sources] == [4, 4, 2, 4, 1]
     for task in result.report.tasks:
         best = max(score.validation for score in task.sources.values())
         assert task.exported.validation >= best

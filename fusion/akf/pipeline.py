@@ -26,7 +26,11 @@ from fusion.onnx_runtime import create_session, run_session
 from fusion.tasks import Task, TaskType, task_metric
 from fusion.training import CancelCheck, ProgressCallback, TrainConfig, fit, predict
 
-EXPORT_TOLERANCE = 1e-5
+EXPORT_TOLERANCE = {Strategy.FROZEN: 1e-5, Strategy.ADAPTIVE: 1e-4, Strategy.FINETUNE: 1e-4}
+"""Largest difference allowed between the exported model (ONNX Runtime) and the trained one (PyTorch).
+Under `frozen` both sides run the source graphs in ONNX Runtime and only the AKF graph differs; under the
+adaptive strategies PyTorch runs the source graphs too, and float32 sums taken in another order along a
+whole chain of layers can move confident class probabilities by a few 1e-5."""
 STATISTICS_ROWS = 50_000
 
 
@@ -134,7 +138,7 @@ def fuse(
         )
         for task in tasks
     }
-    _check_export(exported, sources, data.validation, expected)
+    export_difference = _check_export(exported, sources, data.validation, expected, EXPORT_TOLERANCE[strategy])
 
     reports = []
     for task in tasks:
@@ -165,6 +169,7 @@ def fuse(
         total_seconds=time.perf_counter() - started,
         rows_per_second=trained.rows_per_second,
         trainable_parameters=trainable,
+        export_max_abs_diff=export_difference,
         total_parameters=sum(p.numel() for p in fusion.parameters())
         + sum(source.decomposition.parameter_count for source in sources),
     )
@@ -283,18 +288,26 @@ def _no_regression(
 
 
 def _check_export(
-    model: onnx.ModelProto, sources: list[SourceModel], frame: pd.DataFrame, expected: dict[str, np.ndarray]
-) -> None:
-    """The exported graph, run by ONNX Runtime, must answer what the trained model answers."""
+    model: onnx.ModelProto,
+    sources: list[SourceModel],
+    frame: pd.DataFrame,
+    expected: dict[str, np.ndarray],
+    tolerance: float,
+) -> float:
+    """The exported graph, run by ONNX Runtime, must answer what the trained model answers; returns the
+    largest difference found."""
     feed = {}
     for source in sources:
         feed.update(source.feed(frame))
     session = create_session(model)
     wanted = {value.name for value in session.get_inputs()}
     results = run_session(session, {name: values for name, values in feed.items() if name in wanted})
+    largest = 0.0
     for task, values in expected.items():
         difference = float(np.max(np.abs(results[task] - values))) if len(values) else 0.0
-        if not difference <= EXPORT_TOLERANCE:
+        if not difference <= tolerance:
             raise RuntimeError(
                 f"exported model disagrees with the trained one on task '{task}' (max abs diff {difference:.2e})"
             )
+        largest = max(largest, difference)
+    return largest

@@ -46,6 +46,8 @@ class FusionReport:
     rows_per_second: float
     trainable_parameters: int
     total_parameters: int
+    export_max_abs_diff: float = 0.0
+    """Largest difference between the exported ONNX model and the trained model on validation rows."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -101,7 +103,8 @@ class FusionReport:
             f"strategy {self.strategy}: best epoch {self.best_epoch} of {self.epochs_run}, "
             f"training {self.training_seconds:.1f}s ({self.rows_per_second:,.0f} rows/s), "
             f"total {self.total_seconds:.1f}s, "
-            f"parameters trainable {self.trainable_parameters:,} / total {self.total_parameters:,}"
+            f"parameters trainable {self.trainable_parameters:,} / total {self.total_parameters:,}, "
+            f"export max abs diff {self.export_max_abs_diff:.1e}"
         )
         return "\n".join([*lines, summary, *self.notes])
 
