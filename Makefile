@@ -2,8 +2,12 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN := var/run
+LOG := var/log
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: venv test lint
+.PHONY: venv test lint demo migrate start stop api worker
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,3 +26,37 @@ lint: venv
 test: venv
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The example flow on the embedded defaults (SQLite, filesystem queue, artifacts under ./var); the API
+# and one worker keep running in the background afterwards: `make stop` stops them.
+demo: venv migrate start
+	$(PY) -m service.demo --url http://$(HOST):$(PORT)
+
+migrate: venv
+	$(PY) -m service.core.migrate
+
+# API and worker in the background, their own sessions (Ctrl-C in this terminal leaves them be).
+start: venv stop
+	mkdir -p $(RUN) $(LOG)
+	FUSEBOX_MIGRATE_ON_STARTUP=false setsid nohup $(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT) \
+		> $(LOG)/api.log 2>&1 < /dev/null & echo $$! > $(RUN)/api.pid
+	setsid nohup $(PY) -m celery -A worker.app:celery_app worker --pool=solo --concurrency=1 --loglevel=INFO \
+		> $(LOG)/worker.log 2>&1 < /dev/null & echo $$! > $(RUN)/worker.pid
+	@echo "API on http://$(HOST):$(PORT) (logs in $(LOG)/); worker started"
+
+stop:
+	@for name in api worker; do \
+		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then \
+			kill $$(cat $(RUN)/$$name.pid); \
+			while kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; do sleep 0.2; done; \
+			echo "stopped $$name"; \
+		fi; \
+		rm -f $(RUN)/$$name.pid; \
+	done
+
+# In the foreground, for development or one container each.
+api: venv
+	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
+
+worker: venv
+	$(PY) -m celery -A worker.app:celery_app worker --pool=solo --concurrency=1 --loglevel=INFO

@@ -1,0 +1,231 @@
+"""The example flow behind `make demo`, as a user would go through it, against a running service.
+
+Trains four Census-Income source models with the engine's zoo (or reuses them from var/demo), uploads
+them and the data through the API, starts a fusion job, follows it with a progress bar, prints the
+report, and queries the fused model through OIP v2 and /v1/predict.
+
+This is a client: it imports torch to train the source models, which the API process never does.
+
+    .venv/bin/python -m service.demo [--url http://127.0.0.1:8000] [--source-epochs 2] [--fusion-epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from fusion.akf.report import FusionReport
+
+FOLDER = Path("var/demo")
+SOURCES = [  # (family, task, exporter): two architectures per task, both PyTorch exporters
+    ("mlp", "income", "dynamo"),
+    ("dcn", "income", "legacy"),
+    ("deepfm", "never_married", "dynamo"),
+    ("wide_deep", "never_married", "legacy"),
+]
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--source-epochs", type=int, default=2, help="epochs per source model (when trained)")
+    parser.add_argument("--fusion-epochs", type=int, default=2)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    client = httpx.Client(base_url=args.url, timeout=300)
+    _wait_for_api(client)
+
+    step("Census-Income data")
+    frames = _census_files()
+    step("Source models")
+    files = _source_models(args.source_epochs)
+    step("Uploading models and data")
+    models = {task: [] for _, task, _ in SOURCES}
+    for (family, task, _), (path, weights) in zip(SOURCES, files, strict=True):
+        model = _upload_model(client, f"{task}_{family}", task, path, weights)
+        models[task].append(model["id"])
+        summary = model["decomposition"]
+        print(f"  {model['name']:<26} {summary['parameter_count']:>7,} parameters, "
+              f"{summary['body_components']} body components")  # fmt: skip
+    datasets = {split: _upload_dataset(client, path, split) for split, path in frames.items()}
+    for split, dataset in datasets.items():
+        print(f"  dataset {split:<11} {dataset['rows']:>8,} rows, {len(dataset['columns'])} columns")
+
+    step("Fusion job")
+    spec = {
+        "name": "census",
+        "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
+        "dataset_id": datasets["train"]["id"],
+        "validation_dataset_id": datasets["validation"]["id"],
+        "test_dataset_id": datasets["test"]["id"],
+        "strategy": "frozen",
+        "hyperparameters": {"max_epochs": args.fusion_epochs, "patience": 1},
+    }
+    job = _check(client.post("/v1/fusion-jobs", json=spec), 202)
+    print(f"  POST /v1/fusion-jobs -> {job['id']} ({job['status']})")
+    job = _follow(client, job["id"])
+    if job["status"] != "succeeded":
+        print(f"job {job['status']}: {job['error']}", file=sys.stderr)
+        return 1
+    print(FusionReport.from_dict(job["report"]).format_table())
+
+    step(f"Inference: version {job['deployment']['version']} of 'census'")
+    _query(client, pd.read_parquet(frames["test"]).head(4))
+    print(f"\nfinished in {time.perf_counter() - started:.0f}s. The service keeps running on {args.url} "
+          f"(API docs: {args.url}/docs); `make stop` stops it.")  # fmt: skip
+    return 0
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _wait_for_api(client: httpx.Client, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the API at {client.base_url} did not answer; see var/log/api.log")
+
+
+def _census_files() -> dict[str, Path]:
+    """The prepared Census-Income splits as Parquet files, as a user would have them."""
+    from fusion.data.census import load_census
+
+    census = load_census()
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split in ("train", "validation", "test"):
+        paths[split] = FOLDER / f"census_{split}.parquet"
+        if not paths[split].exists():
+            getattr(census, split).to_parquet(paths[split], index=False)
+    return paths
+
+
+def _source_models(epochs: int) -> list[tuple[Path, Path | None]]:
+    files = []
+    for family, task_name, exporter in SOURCES:
+        path = FOLDER / "models" / f"{task_name}_{family}.onnx"
+        if path.exists():
+            print(f"  {path} (reused)")
+        else:
+            _train(family, task_name, exporter, epochs, path)
+        weights = Path(f"{path}.data")
+        files.append((path, weights if weights.exists() else None))
+    return files
+
+
+def _train(family: str, task_name: str, exporter: str, epochs: int, path: Path) -> None:
+    import torch
+
+    # The dynamo exporter warns about optional packages and deprecations that do not concern a user here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore", FutureWarning)
+
+    from fusion.data.census import load_census
+    from fusion.training import TrainConfig
+    from fusion.zoo import build_single_task_model, evaluate_model, export_onnx, train_model
+
+    census = load_census()
+    task = next(task for task in census.tasks if task.name == task_name)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    model = build_single_task_model(family, census.schema, task)
+    config = TrainConfig(max_epochs=epochs, patience=1, device="cpu")
+    train_model(model, [task], census.train, census.validation, census.schema, config)
+    auc = evaluate_model(model, [task], census.test, census.schema)[task.name]
+    export_onnx(model, census.schema, task, path, dynamo=exporter == "dynamo")
+    print(f"  {path}: trained {epochs} epochs in {time.perf_counter() - started:.0f}s, test AUC {auc:.4f}")
+
+
+def _upload_model(client: httpx.Client, name: str, task: str, path: Path, weights: Path | None) -> dict:
+    existing = client.get("/v1/models", params={"name": name}).json()["items"]
+    if existing:
+        return existing[0]
+    with path.open("rb") as model_file:
+        files = {"file": (path.name, model_file)}
+        if weights is None:
+            return _check(client.post("/v1/models", files=files, data={"name": name, "task": task}), 201)
+        with weights.open("rb") as weights_file:
+            files["weights"] = (weights.name, weights_file)
+            return _check(client.post("/v1/models", files=files, data={"name": name, "task": task}), 201)
+
+
+def _upload_dataset(client: httpx.Client, path: Path, split: str) -> dict:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    for dataset in client.get("/v1/datasets", params={"limit": 500}).json()["items"]:
+        if dataset["upload_sha256"] == digest:
+            return dataset
+    with path.open("rb") as handle:
+        return _check(client.post("/v1/datasets", files={"file": (path.name, handle)}, data={"name": split}), 201)
+
+
+def _follow(client: httpx.Client, job_id: str) -> dict:
+    """Poll the job and draw a progress bar; stages and each epoch's validation metrics stay on screen.
+
+    On a terminal the bar redraws in place; into a file or pipe it is written every 10%.
+    """
+    live = sys.stdout.isatty()
+    shown_epochs, stage, drawn = 0, None, -100.0
+    while True:
+        job = _check(client.get(f"/v1/fusion-jobs/{job_id}"), 200)
+        notes = [f"- {job['stage']}"] if job["stage"] != stage and job["status"] not in FINISHED else []
+        stage = job["stage"]
+        for entry in job["metrics"][shown_epochs:]:
+            metrics = "  ".join(f"{task} {value:.4f}" for task, value in entry["validation"].items() if value)
+            notes.append(f"epoch {entry['epoch']}: train loss {entry['train_loss']:.4f} | validation AUC {metrics}")
+        shown_epochs = len(job["metrics"])
+        for note in notes:
+            print(("\r  " if live else "  ") + note.ljust(70))
+        finished = job["status"] in FINISHED
+        if live or finished or job["progress"] - drawn >= 10:
+            drawn = job["progress"]
+            filled = int(drawn / 100 * 30)
+            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {drawn:5.1f}%  epoch {job['epoch']}/{job['max_epochs']}"
+            print(f"\r  {bar}  {job['status']}" if live else f"  {bar}", end="" if live else "\n", flush=True)
+        if finished:
+            if live:
+                print()
+            return job
+        time.sleep(0.5)
+
+
+def _query(client: httpx.Client, rows: pd.DataFrame) -> None:
+    metadata = _check(client.get("/v2/models/census"), 200)
+    inputs = [
+        {"name": spec["name"], "shape": [len(rows)], "datatype": spec["datatype"], "data": rows[spec["name"]].tolist()}
+        for spec in metadata["inputs"]
+    ]
+    print(f"  POST /v2/models/census/infer  ({len(inputs)} inputs, {len(rows)} rows)")
+    answer = _check(client.post("/v2/models/census/infer", json={"inputs": inputs}), 200)
+    for output in answer["outputs"]:
+        print(f"    {output['name']:<14} {output['datatype']} {output['shape']}: "
+              + ", ".join(f"{value:.4f}" for value in output["data"]))  # fmt: skip
+    print("  POST /v1/predict/census  (records in, predictions out)")
+    records = rows.drop(columns=["income", "never_married"]).to_dict("records")
+    predictions = _check(client.post("/v1/predict/census", json={"records": records}), 200)["predictions"]
+    for (_, row), prediction in zip(rows.iterrows(), predictions, strict=True):
+        print("    " + "  ".join(f"{task} {prediction[task]:.4f} (label {row[task]:.0f})" for task in prediction))
+
+
+def _check(response: httpx.Response, status: int) -> dict:
+    if response.status_code != status:
+        raise SystemExit(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
+    return response.json()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
