@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - started
         results[strategy] = result
+        onnx.save(result.model, str(MODELS.parent / f"fused_{strategy}.onnx"))
         report = result.report
         test = {task.task: task.exported.test for task in report.tasks}
         fallbacks = ", ".join(f"{task}->{model}" for task, model in report.fallbacks.items()) or "none"

@@ -59,7 +59,9 @@ def train_baseline(
     )
     model.cpu()
     predictions = {
-        split: predict(model, frame_tensors(frame, schema, tasks)[0], tasks) for split, frame in splits.items()
+        split: predict(model, frame_tensors(frame, schema, tasks)[0], tasks)
+        for split, frame in splits.items()
+        if split != "train"
     }
     return BaselineResult(
         kind=kind,

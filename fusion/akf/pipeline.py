@@ -79,6 +79,7 @@ def fuse(
     splits = {"train": data.train, "validation": data.validation}
     if data.test is not None:
         splits["test"] = data.test
+    scored = {split: frame for split, frame in splits.items() if split != "train"}
 
     stage("planning fusion levels")
     plans = [plan_levels(source, settings.akf.levels) for source in sources]
@@ -88,7 +89,7 @@ def fuse(
         split: [cache.outputs(source, plan, frame) for source, plan in zip(sources, plans, strict=True)]
         for split, frame in splits.items()
     }
-    source_scores = _source_scores(tasks, sources, outputs, {k: v for k, v in splits.items() if k != "train"})
+    source_scores = _source_scores(tasks, sources, outputs, scored)
 
     layout = _layout(tasks, sources, plans)
     strategy = Strategy(settings.strategy)
@@ -111,11 +112,8 @@ def fuse(
         checkpoint_path=checkpoint_path,
     )
     model.cpu()
-    scored = {split: frame for split, frame in splits.items() if split != "train"}
     fused_predictions = {split: predict(model, tables[split], tasks) for split in scored}
-    fused_scores = {
-        task.name: _score(task, {s: fused_predictions[s][task.name] for s in scored}, scored) for task in tasks
-    }
+    fused_scores = {task.name: _score(task, _of_task(fused_predictions, task), scored) for task in tasks}
     fallbacks = _no_regression(tasks, sources, fused_scores, source_scores)
 
     baseline_scores: dict[str, dict[str, Score]] = {task.name: {} for task in tasks}
@@ -123,14 +121,12 @@ def fuse(
         stage(f"training baseline {kind}")
         baseline = train_baseline(kind, tasks, sources, splits, settings.training, should_cancel=should_cancel)
         for task in tasks:
-            baseline_scores[task.name][kind] = _score(
-                task, {s: baseline.predictions[s][task.name] for s in splits}, splits
-            )
+            baseline_scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), scored)
 
     stage("exporting the fused model")
     finetuned = _finetuned_weights(model) if strategy == Strategy.FINETUNE else {}
     exported = export_fused(fusion, ExportPlan(tasks, sources, plans, strategy, fallbacks, finetuned))
-    expected = {
+    answers = {
         task.name: (
             _source_prediction(task, sources[fallbacks[task.name]], outputs["validation"][fallbacks[task.name]].output)
             if task.name in fallbacks
@@ -138,27 +134,15 @@ def fuse(
         )
         for task in tasks
     }
-    export_difference = _check_export(exported, sources, data.validation, expected, EXPORT_TOLERANCE[strategy])
+    export_difference = _check_export(exported, sources, data.validation, answers, EXPORT_TOLERANCE[strategy])
 
-    reports = []
-    for task in tasks:
-        answered_by = sources[fallbacks[task.name]].name if task.name in fallbacks else "fused"
-        own = {sources[i].name: source_scores[i] for i in layout.sources_of(tasks.index(task))}
-        reports.append(
-            TaskReport(
-                task=task.name,
-                metric=task.metric_name,
-                sources=own,
-                fused=fused_scores[task.name],
-                exported=own[answered_by] if task.name in fallbacks else fused_scores[task.name],
-                answered_by=answered_by,
-                baselines=baseline_scores[task.name],
-            )
-        )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    task_reports = [
+        _task_report(task, sources, layout.sources_of(i), source_scores, fused_scores, fallbacks, baseline_scores)
+        for i, task in enumerate(tasks)
+    ]
     report = FusionReport(
         strategy=strategy.value,
-        tasks=reports,
+        tasks=task_reports,
         best_epoch=trained.best_epoch,
         epochs_run=len(trained.history),
         history=[
@@ -168,12 +152,39 @@ def fuse(
         training_seconds=trained.seconds,
         total_seconds=time.perf_counter() - started,
         rows_per_second=trained.rows_per_second,
-        trainable_parameters=trainable,
-        export_max_abs_diff=export_difference,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in fusion.parameters())
         + sum(source.decomposition.parameter_count for source in sources),
+        export_max_abs_diff=export_difference,
     )
     return FusionResult(model=exported, report=report)
+
+
+def _of_task(predictions: dict[str, dict[str, np.ndarray]], task: Task) -> dict[str, np.ndarray]:
+    """split -> task -> predictions, narrowed to one task: split -> predictions."""
+    return {split: by_task[task.name] for split, by_task in predictions.items()}
+
+
+def _task_report(
+    task: Task,
+    sources: list[SourceModel],
+    own_sources: list[int],
+    source_scores: list[Score],
+    fused_scores: dict[str, Score],
+    fallbacks: dict[str, int],
+    baseline_scores: dict[str, dict[str, Score]],
+) -> TaskReport:
+    own = {sources[i].name: source_scores[i] for i in own_sources}
+    answered_by = sources[fallbacks[task.name]].name if task.name in fallbacks else "fused"
+    return TaskReport(
+        task=task.name,
+        metric=task.metric_name,
+        sources=own,
+        fused=fused_scores[task.name],
+        exported=own[answered_by] if task.name in fallbacks else fused_scores[task.name],
+        answered_by=answered_by,
+        baselines=baseline_scores[task.name],
+    )
 
 
 def _layout(tasks: list[Task], sources: list[SourceModel], plans: list[LevelPlan]) -> FusionLayout:

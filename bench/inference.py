@@ -1,0 +1,102 @@
+"""In-process inference: the fused model against its source models run one after another.
+
+    .venv/bin/python bench/inference.py [--fused var/bench/fused_frozen.onnx]
+
+Needs the models bench/census_fusion.py leaves under var/bench. Each configuration is timed in rounds
+that alternate between the two sides, so both see the same machine; the table reports medians of the
+per-round times, the ratio fused / sum of sources, and writes bench/results/inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fusion.akf.sources import SourceModel  # noqa: E402
+from fusion.data.census import load_census  # noqa: E402
+from fusion.intake.files import load_model_file  # noqa: E402
+from fusion.onnx_runtime import create_session  # noqa: E402
+
+MODELS = ROOT / "var" / "bench" / "models"
+SOURCES = ["income_mlp", "income_dcn", "never_married_deepfm", "never_married_wide_deep"]
+TARGETS = {1: 0.6, 1024: 1.2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fused", type=Path, default=ROOT / "var" / "bench" / "fused_frozen.onnx")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    if not args.fused.exists():
+        sys.exit(f"{args.fused} is missing: run bench/census_fusion.py first")
+
+    data = load_census().test
+    sources = [SourceModel(name, "task", load_model_file(MODELS / f"{name}.onnx")) for name in SOURCES]
+    source_sessions = [(create_session(s.model, threads=1), s) for s in sources]
+    fused = onnx.load(str(args.fused))
+    fused_session = create_session(fused, threads=1)
+    fused_inputs = {value.name for value in fused_session.get_inputs()}
+
+    rows = []
+    for batch, calls in ((1, 2000), (1024, 40)):
+        frame = data.head(batch)
+        feeds = [s.feed(frame) for _, s in source_sessions]
+        fused_feed = {name: values for feed in feeds for name, values in feed.items() if name in fused_inputs}
+
+        def run_sources(feeds=feeds) -> None:
+            for (session, _), feed in zip(source_sessions, feeds, strict=True):
+                session.run(None, feed)
+
+        def run_fused(feed=fused_feed) -> None:
+            fused_session.run(None, feed)
+
+        separate, together = [], []
+        for _ in range(args.rounds):
+            separate.append(_seconds_per_call(run_sources, calls))
+            together.append(_seconds_per_call(run_fused, calls))
+        sum_of_sources, fused_time = statistics.median(separate), statistics.median(together)
+        ratio = fused_time / sum_of_sources
+        rows.append(
+            {
+                "batch": batch,
+                "sources_ms": sum_of_sources * 1e3,
+                "fused_ms": fused_time * 1e3,
+                "ratio": ratio,
+                "fused_rows_per_s": batch / fused_time,
+                "target": TARGETS[batch],
+                "pass": ratio <= TARGETS[batch],
+            }
+        )
+
+    print("| batch | 4 sources one after another (ms) | fused model (ms) | fused / sources | fused rows/s | target |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        verdict = "PASS" if r["pass"] else "FAIL"
+        print(
+            f"| {r['batch']} | {r['sources_ms']:.3f} | {r['fused_ms']:.3f} | {r['ratio']:.2f} | "
+            f"{r['fused_rows_per_s']:,.0f} | <= {r['target']} {verdict} |"
+        )
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "inference.json").write_text(json.dumps(rows, indent=2))
+
+
+def _seconds_per_call(function, calls: int) -> float:
+    function()
+    started = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - started) / calls
+
+
+if __name__ == "__main__":
+    main()
