@@ -19,14 +19,17 @@ FUSION_QUEUE = "fusion"
 
 def broker_options(settings: Settings) -> dict[str, object]:
     if settings.celery_broker_url.startswith("filesystem"):
-        # kombu's filesystem transport: one folder for messages in and out, one for processed ones.
-        queue, processed = settings.broker_folder / "queue", settings.broker_folder / "processed"
-        for folder in (queue, processed):
+        # kombu's filesystem transport: one folder for messages in and out, one for processed ones, one for
+        # its exchange tables (kombu's default for that is ./control, in whatever the working directory is).
+        folders = {name: settings.broker_folder / name for name in ("queue", "processed", "control")}
+        queue, processed = folders["queue"], folders["processed"]
+        for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(processed),
+            "control_folder": str(folders["control"]),
             "store_processed": False,
             "polling_interval": 0.1,
         }
