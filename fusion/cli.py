@@ -1,4 +1,5 @@
-"""The `fusebox` command line for the engine: train-single, inspect, fuse, evaluate."""
+"""The `fusebox` command line for the engine: train-single, inspect, fuse, evaluate; and, from
+service/client/cli.py, the commands that use a running service (models, datasets, fuse on the server, predict)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from fusion.intake import ModelRejected
 from fusion.intake.files import load_model_file
 from fusion.tasks import Task, TaskType, task_metric
 from fusion.training import Progress
+from service.client.cli import register_remote_commands
+from service.tenants.cli import add_admin_commands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     inspect.set_defaults(run=_inspect)
 
     fuse = commands.add_parser("fuse", help="fuse models as a JSON/YAML spec says; print progress and the report")
-    fuse.add_argument("spec", type=Path)
+    fuse.add_argument("spec", type=Path, nargs="?", help="fusion spec (YAML/JSON) to fuse here")
     fuse.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     fuse.add_argument("--cache", type=Path, help="folder to keep component outputs in across runs")
     fuse.set_defaults(run=_fuse)
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         "--task", action="append", default=[], metavar="NAME:TYPE[:LABEL]", help="for a single-task model"
     )
     evaluate.set_defaults(run=_evaluate)
+
+    register_remote_commands(commands, fuse)
+    add_admin_commands(commands)
 
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import sys
 import time
 import warnings
@@ -23,6 +24,7 @@ import httpx
 import pandas as pd
 
 from fusion.akf.report import FusionReport
+from service.core.config import get_settings
 
 FOLDER = Path("var/demo")
 SOURCES = [  # (family, task, exporter): two architectures per task, both PyTorch exporters
@@ -39,10 +41,16 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--source-epochs", type=int, default=2, help="epochs per source model (when trained)")
     parser.add_argument("--fusion-epochs", type=int, default=2)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("FUSEBOX_API_KEY"),
+        help="default: $FUSEBOX_API_KEY, else the key the service saved for the tenant 'local' at its first start",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     client = httpx.Client(base_url=args.url, timeout=300)
     _wait_for_api(client)
+    client.headers["Authorization"] = f"Bearer {args.api_key or _local_key()}"
 
     step("Census-Income data")
     frames = _census_files()
@@ -87,6 +95,13 @@ def main() -> int:
 
 def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
+
+
+def _local_key() -> str:
+    key_file = get_settings().local_key_file
+    if not key_file.exists():
+        sys.exit(f"no API key: pass --api-key or set FUSEBOX_API_KEY ({key_file} holds one only on a new service)")
+    return key_file.read_text().strip()
 
 
 def _wait_for_api(client: httpx.Client, timeout: float = 60) -> None:

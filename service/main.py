@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.core.config import get_settings
+from service.core.database import get_session_factory
 from service.core.errors import install_error_handlers
 from service.core.migrate import upgrade
 from service.core.storage import get_store
@@ -18,6 +20,7 @@ from service.datasets.router import router as datasets_router
 from service.inference.router import oip, predict_router
 from service.jobs.router import router as jobs_router
 from service.models.router import router as models_router
+from service.tenants.bootstrap import bootstrap_local_tenant
 
 log = logging.getLogger("fusebox")
 
@@ -33,8 +36,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.migrate_on_startup:
         await run_in_threadpool(upgrade, settings.sqlalchemy_url)
     get_store()  # creates the artifact folders
+    if settings.bootstrap_tenant:
+        await run_in_threadpool(_bootstrap_tenant, settings.local_key_file)
     log.info("fusebox %s: database %s", __version__, settings.sqlalchemy_url.split("@")[-1])
     yield
+
+
+def _bootstrap_tenant(key_file: Path) -> None:
+    with get_session_factory()() as session:
+        bootstrap_local_tenant(session, key_file)
 
 
 def create_app() -> FastAPI:

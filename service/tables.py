@@ -5,7 +5,18 @@ from service.datasets.models import Dataset
 from service.inference.models import Deployment, FusedModel
 from service.jobs.models import FusionJob, job_sources
 from service.models.models import SourceModel
+from service.tenants.models import ApiKey, Tenant
 
 metadata = Base.metadata
 
-__all__ = ["Dataset", "Deployment", "FusedModel", "FusionJob", "SourceModel", "job_sources", "metadata"]
+__all__ = [
+    "ApiKey",
+    "Dataset",
+    "Deployment",
+    "FusedModel",
+    "FusionJob",
+    "SourceModel",
+    "Tenant",
+    "job_sources",
+    "metadata",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     )
     artifact_root: Path | None = Field(default=None, description="Content-addressed files; default var_dir/artifacts.")
     migrate_on_startup: bool = True
+    bootstrap_tenant: bool = Field(
+        default=True, description="At first start, with no tenant at all, create `local` and save its key."
+    )
 
     max_model_bytes: int = _INTAKE.max_model_bytes
     max_weights_bytes: int = _INTAKE.max_weights_bytes
@@ -48,6 +52,39 @@ class Settings(BaseSettings):
         default=16, description="ONNX Runtime sessions kept loaded, least recently used out."
     )
     inference_threads: int = Field(default=0, description="Threads per inference session; 0 lets ONNX Runtime pick.")
+    heartbeat_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job whose worker sent no heartbeat for this long is requeued (or failed).",
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Runs a job gets before a lost worker fails it instead of requeueing it."
+    )
+
+    # Inference serving (service/inference/).
+    batch_max_rows: int = Field(
+        default=1024, ge=1, description="Most rows dynamic batching gathers into one ONNX Runtime call."
+    )
+    batch_max_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Longest a request waits for others to batch with (only while its model is busy); 0: off.",
+    )
+    inference_graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
+    inference_inter_op_threads: int = Field(
+        default=0, ge=0, description="Threads running independent nodes side by side (parallel execution only)."
+    )
+    inference_execution: Literal["sequential", "parallel"] = "sequential"
+    inference_spinning: bool = Field(
+        default=False,
+        description="ONNX Runtime's threads spin between nodes: less latency, but they take CPU the HTTP side needs.",
+    )
+    inference_device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: CUDA when present.")
+    inference_parallel_runs: int = Field(default=2, ge=1, description="ONNX Runtime calls in flight at once.")
+    inference_deployment_cache_s: float = Field(
+        default=1.0, ge=0, description="How long a resolved name and version is reused before the database is asked."
+    )
 
     @computed_field
     @property
@@ -62,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def artifacts(self) -> Path:
         return self.artifact_root or self.var_dir / "artifacts"
+
+    @property
+    def local_key_file(self) -> Path:
+        return self.var_dir / "api-key"
 
     @property
     def broker_folder(self) -> Path:

@@ -65,7 +65,9 @@ async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    return _render(request, error.status_code, str(error.detail))
+    response = _render(request, error.status_code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

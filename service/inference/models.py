@@ -34,4 +34,9 @@ class Deployment(TenantOwned, Base):
     version: Mapped[int]
     fused_model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("fused_models.id"))
 
+    max_batch_size: Mapped[int | None]
+    """Rows gathered into one ONNX Runtime call for this deployment; None: the service's setting."""
+    max_batch_wait_ms: Mapped[float | None]
+    """The longest a request waits for others to batch with; None: the service's setting."""
+
     fused_model: Mapped[FusedModel] = relationship(lazy="joined")

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Enum, ForeignKey, Index, String, Table, Text
+from sqlalchemy import JSON, Column, Enum, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.core.database import Base, TenantOwned
@@ -39,7 +39,7 @@ job_sources = Table(
 
 class FusionJob(TenantOwned, Base):
     __tablename__ = "fusion_jobs"
-    __table_args__ = (Index(None, "tenant_id", "status"),)
+    __table_args__ = (Index(None, "tenant_id", "status"), UniqueConstraint("tenant_id", "idempotency_key"))
 
     name: Mapped[str] = mapped_column(String(64))
     """The deployment name of the fused model; re-runs under one name deploy versions 1, 2, ..."""
@@ -64,10 +64,15 @@ class FusionJob(TenantOwned, Base):
     """The version under `name` that serves this job's fused model, once it succeeded."""
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    """The client's Idempotency-Key of the request that created the job: a retry finds this job."""
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
     """Deliveries that started running the job: above 1 after a worker was lost and the job resumed."""
     heartbeat_at: Mapped[datetime | None]
+    """Written about once a second by the worker running the job; a stale one means the worker is gone."""
+    resumed_from_epoch: Mapped[int | None]
+    """The last epoch checkpoint a later attempt started from, when one did."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -47,13 +47,31 @@ class Stack:
     url: str
     folder: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    api_key: str = ""
+    """The key of the tenant `local`, which the API created at its first start."""
 
     @property
     def artifacts(self) -> Path:
         return Path(self.env["FUSEBOX_ARTIFACT_ROOT"])
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        """A client acting for the tenant `local`, or for whoever holds `api_key` ("" for no key at all)."""
+        key = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, timeout=60, headers=headers)
+
+    def admin(self, *arguments: str) -> str:
+        """Runs `fusebox admin ...` against this stack's database; returns what it printed."""
+        done = subprocess.run(
+            [sys.executable, "-m", "fusion.cli", "admin", *arguments],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def start(self, name: str, command: list[str]) -> None:
         log = (self.folder / f"{name}.log").open("wb")
@@ -111,6 +129,7 @@ def start_stack(folder: Path, database_url: str, broker_url: str, worker: bool =
     except BaseException:
         stack.stop()
         raise
+    stack.api_key = (folder / "var" / "api-key").read_text().strip()
     return stack
 
 

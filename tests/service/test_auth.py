@@ -1,0 +1,115 @@
+"""API keys and tenants over HTTP: every resource route wants a key, health routes don't, keys are kept
+only as hashes, revoked keys stop working, and another tenant's resources answer exactly like missing
+ones."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model, wait_for_job
+
+RESOURCE_ROUTES = [
+    ("GET", "/v1/models"),
+    ("GET", "/v1/datasets"),
+    ("GET", "/v1/fusion-jobs"),
+    ("GET", "/v2/models/census"),
+    ("POST", "/v2/models/census/infer"),
+    ("POST", "/v1/predict/census"),
+]
+
+
+@pytest.fixture(scope="module")
+def owned(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict[str, str]:
+    """A model, a dataset, a finished job and its deployment, all of the tenant `local`."""
+    with pg_stack.client() as client:
+        model = upload_model(client, source_files[0], name="auth_model").json()
+        dataset = upload_dataset(client, data_files.validation, name="auth data").json()
+        spec = {
+            "name": "auth_census",
+            "tasks": [{"name": source_files[0].task, "type": "binary", "models": [model["id"]]}],
+            "dataset_id": dataset["id"],
+            "validation_fraction": 0.25,
+            "hyperparameters": {"max_epochs": 1, "batch_size": 512},
+        }
+        created = client.post("/v1/fusion-jobs", json=spec)
+        assert created.status_code == 202, created.text
+        job = wait_for_job(client, created.json()["id"], pg_stack)
+        assert job["status"] == "succeeded", job["error"]
+    return {"model": model["id"], "dataset": dataset["id"], "job": job["id"], "deployment": "auth_census"}
+
+
+def new_tenant_key(stack: Stack) -> str:
+    name = f"tenant-{uuid.uuid4().hex[:8]}"
+    printed = stack.admin("create-tenant", name)
+    return printed.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("method", "path"), RESOURCE_ROUTES)
+@pytest.mark.parametrize("key", ["", "fbx_not-a-key"], ids=["no key", "unknown key"])
+def test_resource_routes_want_a_valid_key(pg_stack: Stack, method: str, path: str, key: str) -> None:
+    with pg_stack.client(api_key=key) as client:
+        response = client.request(method, path, json={} if method == "POST" else None)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    message = response.json()["error" if path.startswith("/v2") else "detail"]
+    assert ("Authorization: Bearer" in message) if not key else ("not valid" in message)
+
+
+def test_health_routes_answer_without_a_key(pg_stack: Stack) -> None:
+    with pg_stack.client(api_key="") as client:
+        for path in ("/v2", "/v2/health/live", "/v2/health/ready"):
+            assert client.get(path).status_code == 200, path
+
+
+def test_another_tenants_resources_answer_like_missing_ones(pg_stack: Stack, owned: dict[str, str]) -> None:
+    other = new_tenant_key(pg_stack)
+    missing = str(uuid.uuid4())
+    pairs = [
+        (f"/v1/models/{owned['model']}", f"/v1/models/{missing}"),
+        (f"/v1/datasets/{owned['dataset']}", f"/v1/datasets/{missing}"),
+        (f"/v1/fusion-jobs/{owned['job']}", f"/v1/fusion-jobs/{missing}"),
+        (f"/v1/fusion-jobs/{owned['job']}/model", f"/v1/fusion-jobs/{missing}/model"),
+        (f"/v2/models/{owned['deployment']}", "/v2/models/never_deployed"),
+        (f"/v2/models/{owned['deployment']}/versions/1/ready", "/v2/models/never_deployed/versions/1/ready"),
+    ]
+    with pg_stack.client(api_key=other) as client:
+        for theirs, nobodys in pairs:
+            foreign, absent = client.get(theirs), client.get(nobodys)
+            assert foreign.status_code == absent.status_code == 404, (theirs, foreign.text)
+            names = (owned["model"], owned["dataset"], owned["job"], owned["deployment"])
+            assert _without(foreign.text, names) == _without(absent.text, (missing, "never_deployed"))
+        for listing in ("/v1/models", "/v1/datasets", "/v1/fusion-jobs"):
+            assert client.get(listing).json()["items"] == [], listing
+        assert client.delete(f"/v1/models/{owned['model']}").status_code == 404
+        assert client.post(f"/v1/fusion-jobs/{owned['job']}/cancel").status_code == 404
+        record = {"records": [{"age": 0.5}]}
+        assert client.post(f"/v1/predict/{owned['deployment']}", json=record).status_code == 404
+    with pg_stack.client() as client:
+        assert client.get(f"/v1/models/{owned['model']}").status_code == 200, "the foreign DELETE removed it"
+
+
+def _without(text: str, names: tuple[str, ...]) -> str:
+    for name in names:
+        text = text.replace(name, "<name>")
+    return text
+
+
+def test_a_revoked_key_stops_working(pg_stack: Stack) -> None:
+    key = new_tenant_key(pg_stack)
+    with pg_stack.client(api_key=key) as client:
+        assert client.get("/v1/models").status_code == 200
+        pg_stack.admin("revoke-key", key[:12])
+        response = client.get("/v1/models")
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_keys_are_stored_only_as_hashes(pg_stack: Stack) -> None:
+    key = new_tenant_key(pg_stack)
+    with psycopg.connect(pg_stack.env["DATABASE_URL"]) as connection:
+        rows = connection.execute("SELECT * FROM api_keys").fetchall()
+    stored = " ".join(str(value) for row in rows for value in row)
+    assert key not in stored and pg_stack.api_key not in stored
+    assert key[:12] in stored  # the printed prefix, which names the key in `fusebox admin list-keys`
