@@ -1,0 +1,67 @@
+"""What the remote commands print: plain tables, and a job's progress as it runs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from fusion.akf.report import FusionReport  # plain dataclasses, no torch: the engine's own report table
+from service.client.models import Job
+
+BAR_WIDTH = 30
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(map(str, header)), *([_cell(value) for value in row] for row in rows)]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list):
+        return " ".join(_cell(item) for item in value)
+    return "-" if value is None else str(value)
+
+
+def report_table(job: Job) -> str:
+    return FusionReport.from_dict(job.report).format_table() if job.report else "(the job has no report)"
+
+
+class JobProgress:
+    """Follows a job: stages and each epoch's validation metrics stay on screen, under a progress bar.
+
+    On a terminal the bar redraws in place; into a file or a pipe it is written every 10% and at the end,
+    so that logs stay short.
+    """
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        self.out = out
+        self.live = out.isatty()
+        self.stage: str | None = None
+        self.epochs_shown = 0
+        self.drawn_at = -100.0
+
+    def __call__(self, job: Job) -> None:
+        notes = []
+        if job.stage != self.stage and job.stage and not job.finished:
+            notes.append(f"- {job.stage}")
+        self.stage = job.stage
+        for entry in job.metrics[self.epochs_shown :]:
+            metrics = " ".join(f"{task} {value:.4f}" for task, value in entry.validation.items() if value is not None)
+            notes.append(f"epoch {entry.epoch}/{job.max_epochs}: train loss {entry.train_loss:.4f} | {metrics}")
+        self.epochs_shown = len(job.metrics)
+        for note in notes:
+            self.out.write(("\r" if self.live else "") + note.ljust(BAR_WIDTH + 40) + "\n")
+        if self.live or job.finished or job.progress - self.drawn_at >= 10:
+            self.drawn_at = job.progress
+            filled = int(job.progress / 100 * BAR_WIDTH)
+            bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {job.progress:5.1f}%"
+            bar += f" epoch {job.epoch}/{job.max_epochs}"
+            ending = "\n" if job.finished or not self.live else ""
+            self.out.write(("\r" if self.live else "") + f"{bar} {job.status}{ending}")
+        self.out.flush()
