@@ -14,6 +14,9 @@ from service import __version__
 from service.core.config import get_settings
 from service.core.database import get_session_factory
 from service.core.errors import install_error_handlers
+from service.core.logs import configure_logging
+from service.core.metrics import metrics_router
+from service.core.middleware import ObservabilityMiddleware
 from service.core.migrate import upgrade
 from service.core.storage import get_store
 from service.datasets.router import router as datasets_router
@@ -48,15 +51,18 @@ def _bootstrap_tenant(key_file: Path) -> None:
 
 
 def create_app() -> FastAPI:
+    configure_logging()
     app = FastAPI(
         title="fusebox",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     for router in (models_router, datasets_router, jobs_router, predict_router, oip):
         app.include_router(router)
+    app.include_router(metrics_router)
     return app
 
 
