@@ -18,6 +18,7 @@ from service.core.logs import configure_logging
 from service.core.metrics import metrics_router
 from service.core.middleware import ObservabilityMiddleware
 from service.core.migrate import upgrade
+from service.core.schemas import ERROR_RESPONSES
 from service.core.storage import get_store
 from service.datasets.router import router as datasets_router
 from service.inference.router import oip, predict_router
@@ -57,6 +58,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     max_weights_bytes: int = _INTAKE.max_weights_bytes
     max_dataset_bytes: int = 2 * 2**30
     max_dataset_columns: int = 2_000
+    max_dataset_cells: int = Field(default=2**28, description="Rows times columns of one dataset.")
     max_inference_rows: int = 100_000
 
     job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")

@@ -12,6 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 
 class ServiceError(Exception):
@@ -67,7 +68,19 @@ async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     response = _render(request, error.status_code, str(error.detail))
     response.headers.update(error.headers or {})
+    if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        # Starlette names only the methods of the first route on the path; list those of every route.
+        response.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
     return response
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    # The OpenAPI schema is the one public list of every route and its methods.
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].fullmatch(request.url.path):
+            methods |= {method.upper() for method in operations}
+    return methods | ({"HEAD"} if "GET" in methods else set())
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

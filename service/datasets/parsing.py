@@ -7,7 +7,9 @@ missing values (a row can lack some task's label); every other column must be co
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +25,36 @@ MAX_LISTED_VALUES = 32
 """Columns with at most this many distinct values keep them in their statistics (labels, small ids)."""
 
 
-def read_table(path: Path, filename: str, max_columns: int) -> tuple[pd.DataFrame, str]:
+@dataclass(frozen=True)
+class TableLimits:
+    max_columns: int
+    max_cells: int
+    """Rows times columns: Parquet compresses well enough that a small file can unpack to many gigabytes."""
+
+
+def read_table(path: Path, filename: str, limits: TableLimits) -> tuple[pd.DataFrame, str]:
     """The table and its format ('csv' or 'parquet')."""
     if path.stat().st_size == 0:
         raise Unprocessable("The file is empty. Upload a CSV file with a header row, or a Parquet file.")
     with path.open("rb") as handle:
         is_parquet = handle.read(4) == PARQUET_MAGIC
     if is_parquet:
-        return _read_parquet(path, max_columns), "parquet"
+        return _read_parquet(path, limits), "parquet"
     if filename.lower().endswith((".parquet", ".pq")):
         raise Unprocessable(f"'{filename}' is named like a Parquet file but is not one (no PAR1 header).")
-    return _read_csv(path, max_columns), "csv"
+    return _read_csv(path, limits.max_columns), "csv"
 
 
-def _read_parquet(path: Path, max_columns: int) -> pd.DataFrame:
+def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
     try:
-        schema = pq.read_schema(path)
-        _check_header(schema.names, max_columns)
+        metadata = pq.read_metadata(path)
+        _check_header(metadata.schema.to_arrow_schema().names, limits.max_columns)
+        cells = metadata.num_rows * metadata.num_columns
+        if cells > limits.max_cells:
+            raise Unprocessable(
+                f"The table has {metadata.num_rows:,} rows of {metadata.num_columns:,} columns ({cells:,} values); "
+                f"at most {limits.max_cells:,} values are accepted. Upload fewer rows or columns."
+            )
         return pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError) as error:
         raise Unprocessable(f"The Parquet file could not be read: {error}") from None
@@ -52,7 +67,15 @@ def _read_csv(path: Path, max_columns: int) -> pd.DataFrame:
         if not header:
             raise Unprocessable("The CSV file has no header row. Put the column names on the first line.")
         _check_header(header, max_columns)
-        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+        with warnings.catch_warnings():
+            # Without index_col=False pandas would quietly turn an extra field into a row index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, encoding="utf-8-sig", low_memory=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise Unprocessable(
+            f"Some rows have more fields than the header's {len(header)} columns. "
+            "Give every row exactly one value per column (quote values that contain commas)."
+        ) from None
     except UnicodeDecodeError as error:
         raise Unprocessable(
             f"The file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at position {error.start}). "

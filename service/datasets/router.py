@@ -13,6 +13,7 @@ from service.core.schemas import Page, page_params
 from service.core.tenancy import TenantId
 from service.core.uploads import UploadForm, form_dependency, form_fields, multipart_body, require_file
 from service.datasets import service
+from service.datasets.parsing import TableLimits
 from service.datasets.schemas import DatasetList, DatasetMetadata, DatasetOut, DatasetUploadForm
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -43,9 +44,8 @@ async def upload_dataset(
     """
     upload = require_file(form, "file")
     metadata = form_fields(DatasetMetadata, form)
-    dataset = await run_in_threadpool(
-        service.create_dataset, session, store, tenant_id, upload, metadata, settings.max_dataset_columns
-    )
+    limits = TableLimits(max_columns=settings.max_dataset_columns, max_cells=settings.max_dataset_cells)
+    dataset = await run_in_threadpool(service.create_dataset, session, store, tenant_id, upload, metadata, limits)
     return DatasetOut.model_validate(dataset)
 
 

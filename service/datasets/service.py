@@ -22,11 +22,11 @@ def create_dataset(
     tenant_id: str,
     upload: StagedFile,
     metadata: DatasetMetadata,
-    max_columns: int,
+    limits: parsing.TableLimits,
 ) -> Dataset:
     upload.finish()
     filename = upload.filename or "upload"
-    frame, source_format = parsing.read_table(upload.path, filename, max_columns)
+    frame, source_format = parsing.read_table(upload.path, filename, limits)
     parsing.check_table(frame, set(metadata.label_columns))
     with store.scratch_file(".parquet") as scratch:
         frame.to_parquet(scratch, index=False)
