@@ -107,9 +107,12 @@ class FuseboxClient:
 
     # Fusion jobs
 
-    def create_job(self, spec: JobSpec | Mapping[str, Any]) -> Job:
+    def create_job(self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None) -> Job:
+        """With an `idempotency_key` (any unique string), a retry of the same spec returns the first job
+        instead of starting a second one."""
         body = JobSpec.model_validate(spec).model_dump(mode="json", exclude_none=True)
-        return Job.model_validate(self._json("POST", "/v1/fusion-jobs", json=body))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return Job.model_validate(self._json("POST", "/v1/fusion-jobs", json=body, headers=headers))
 
     def list_jobs(self, status: JobStatus | None = None, limit: int = 50, offset: int = 0) -> list[Job]:
         params = {"limit": limit, "offset": offset} | ({"status": status} if status else {})
@@ -204,12 +207,8 @@ class FuseboxClient:
         return self._send(method, path, **options).json()
 
     def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **options)
-        except httpx.TransportError as error:
-            raise ServiceUnreachable(f"{method} {self.url}{path}: {type(error).__name__}: {error}") from error
-        if response.is_error:
-            raise ApiError.from_response(response)
+        with self._stream(method, path, **options) as response:
+            response.read()
         return response
 
     @contextmanager

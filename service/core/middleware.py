@@ -21,6 +21,7 @@ from service.core.metrics import record_inference, record_request
 log = logging.getLogger("fusebox.access")
 
 HEADER = b"x-request-id"
+BINARY_JSON_LENGTH = b"inference-header-content-length"
 _SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
 """What a caller's id may look like to be kept: short, printable, nothing that could forge a log line."""
 
@@ -41,18 +42,21 @@ class ObservabilityMiddleware:
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500  # unless the app answers: an exception escaped it
-        inference_answer: list[bytes] | None = None
+        inference_answer: bytearray | None = None
+        json_length: int | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, inference_answer
+            nonlocal status, inference_answer, json_length
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (HEADER, request_id.encode())]
+                headers = message.get("headers", [])
+                message["headers"] = [*headers, (HEADER, request_id.encode())]
                 # The router has matched by now; only a successful inference answer is kept, to count its rows.
                 if status == 200 and _route(scope) in INFERENCE_ROUTES:
-                    inference_answer = []
-            elif message["type"] == "http.response.body" and inference_answer is not None:
-                inference_answer.append(message.get("body", b""))
+                    inference_answer = bytearray()
+                    json_length = _binary_json_length(headers)
+            elif message["type"] == "http.response.body" and _still_wanted(inference_answer, json_length):
+                inference_answer += message.get("body", b"")
             await send(message)
 
         try:
@@ -62,7 +66,7 @@ class ObservabilityMiddleware:
             route = _route(scope)
             record_request(scope["method"], route, status, seconds)
             if inference_answer is not None:
-                _record_inference(b"".join(inference_answer), seconds)
+                _record_inference(bytes(inference_answer[:json_length]), seconds)
             log.info(
                 "%s %s %s",
                 scope["method"],
@@ -93,10 +97,24 @@ def _route(scope: Scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-def _record_inference(body: bytes, seconds: float) -> None:
-    """Rows from the answer: one prediction per record, or the batch dimension of the first OIP output."""
+def _still_wanted(answer: bytearray | None, json_length: int | None) -> bool:
+    """Kept until the JSON part is whole: binary tensors after it need not be."""
+    return answer is not None and (json_length is None or len(answer) < json_length)
+
+
+def _binary_json_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """An OIP answer with binary tensors is a JSON header of this length, then raw bytes."""
+    for name, value in headers:
+        if name.lower() == BINARY_JSON_LENGTH:
+            return int(value)
+    return None
+
+
+def _record_inference(answer_json: bytes, seconds: float) -> None:
+    """Rows from the answer: one prediction per record, or the batch dimension of the first OIP output
+    (its shape is in the JSON part even when the tensors travel as binary data)."""
     try:
-        answer = json.loads(body)
+        answer = json.loads(answer_json)
         rows = len(answer["predictions"]) if "predictions" in answer else answer["outputs"][0]["shape"][0]
         record_inference(answer["model_name"], answer["model_version"], rows, seconds)
     except (ValueError, KeyError, IndexError, TypeError):
