@@ -24,8 +24,6 @@ from service.client.errors import FuseboxError
 from service.client.models import JobSpec, JobTaskSpec
 
 Command = Callable[[argparse.Namespace], int]
-REMOTE_FUSE_OPTIONS = ("dataset", "tasks", "validation_dataset", "validation_fraction", "test_dataset", "name",
-                       "strategy", "hyperparameters", "baselines", "wait", "url", "api_key")  # fmt: skip
 
 
 def register_remote_commands(commands: argparse._SubParsersAction, fuse: argparse.ArgumentParser) -> None:
@@ -90,18 +88,18 @@ def _add_remote_fuse(fuse: argparse.ArgumentParser) -> None:
     group.add_argument("--baseline", dest="baselines", action="append", choices=["shared_bottom", "mmoe", "ple"])
     group.add_argument("--wait", action="store_true", help="follow the job with a progress bar; print the report")
     run_local = fuse.get_default("run")
-    fuse.set_defaults(run=lambda args: _local_or_remote(args, run_local))
+    flags = {action.dest: action.option_strings[0] for action in group._group_actions}
+    fuse.set_defaults(run=lambda args: _local_or_remote(args, run_local, flags))
 
 
-def _local_or_remote(args: argparse.Namespace, run_local: Command) -> int:
-    remote = [option for option in REMOTE_FUSE_OPTIONS if getattr(args, option) not in (None, False)]
-    if args.spec is not None and not remote:
+def _local_or_remote(args: argparse.Namespace, run_local: Command, remote_flags: dict[str, str]) -> int:
+    given = [flag for dest, flag in remote_flags.items() if getattr(args, dest) not in (None, False)]
+    if args.spec is not None and not given:
         return run_local(args)
     if args.spec is None and args.dataset is not None:
         return _remote(_fuse_on_server)(args)
     if args.spec is not None:
-        flags = ", ".join("--" + option.replace("_", "-") for option in remote)
-        raise ValueError(f"{flags}: for a job on the server; a SPEC file fuses here. Give one or the other")
+        raise ValueError(f"{', '.join(given)}: for a job on the server; a SPEC file fuses here. Give one or the other")
     raise ValueError("give a SPEC file (fuse here) or --dataset and --task (a job on the server)")
 
 
