@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -16,10 +17,16 @@ from fusion.data.files import read_table, split_validation
 from fusion.data.schema import CategoricalFeature, FeatureSchema
 from fusion.intake import ModelRejected
 from fusion.intake.files import load_model_file
-from fusion.tasks import Task, TaskType, task_metric
-from fusion.training import Progress
 from service.client.cli import register_remote_commands
 from service.tenants.cli import add_admin_commands
+
+if TYPE_CHECKING:
+    from fusion.tasks import Task
+    from fusion.training import Progress
+
+# The engine's modules import torch, which takes seconds: they are imported by the commands that use
+# them, so that the server commands (models, datasets, predict, admin) start at once.
+TRAINABLE_TASK_TYPES = ["binary", "regression"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train-single", help="train a reference single-task model and export it to ONNX")
     train.add_argument("--family", required=True, help="mlp, dcn, deepfm or wide_deep")
     train.add_argument("--task", required=True, help="task name (on Census-Income: income or never_married)")
-    train.add_argument("--type", default="binary", choices=[t.value for t in TaskType if t != TaskType.MULTICLASS])
+    train.add_argument("--type", default="binary", choices=TRAINABLE_TASK_TYPES)
     train.add_argument("--train", type=Path, help="training data (CSV or Parquet); default: Census-Income")
     train.add_argument("--validation", type=Path, help="validation data; default: 10%% of --train")
     train.add_argument("--label", help="label column (default: the task name)")
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train_single(args: argparse.Namespace) -> int:
     from fusion.data.census import load_census
+    from fusion.tasks import Task, TaskType
     from fusion.training import TrainConfig
     from fusion.zoo import build_single_task_model, evaluate_model, export_onnx, train_model
 
@@ -194,6 +202,7 @@ def _fuse(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fusion.onnx_runtime import create_session, run_session
+    from fusion.tasks import Task, TaskType, task_metric
 
     model = onnx.load(str(args.model))
     metadata = {entry.key: entry.value for entry in model.metadata_props}
@@ -225,6 +234,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _parse_task(text: str) -> Task:
+    from fusion.tasks import Task, TaskType
+
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise ValueError(f"--task '{text}': write NAME:TYPE or NAME:TYPE:LABEL")
