@@ -20,7 +20,10 @@ from service.core.middleware import ObservabilityMiddleware
 from service.core.migrate import upgrade
 from service.core.schemas import ERROR_RESPONSES
 from service.core.storage import get_store
+from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
+from service.deployments.router import router as deployments_router
+from service.events.router import router as events_router
 from service.inference.router import oip, predict_router
 from service.jobs.router import router as jobs_router
 from service.models.router import router as models_router
@@ -64,6 +67,9 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in (models_router, datasets_router, jobs_router, predict_router, oip):
         app.include_router(router)
+    app.include_router(events_router)
+    app.include_router(deployments_router)
+    app.include_router(dashboard_router)
     app.include_router(metrics_router)
     return app
 

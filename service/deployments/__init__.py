@@ -1,0 +1,1 @@
+"""GET /v1/deployments: which fused models are served, under which names and versions (read-only)."""

@@ -1,0 +1,149 @@
+"""GET /v1/fusion-jobs/{id}/events on the real stack (API, worker, database): the stream of a running job
+carries its status changes, progress and every epoch's metrics as they happen, then one `done` event with
+the finished job, and ends. On PostgreSQL + Redis and on the embedded defaults (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from itertools import pairwise
+
+import httpx
+import pytest
+
+from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model
+
+HYPERPARAMETERS = {"max_epochs": 3, "batch_size": 256, "patience": 3}
+
+
+@dataclass(frozen=True)
+class Received:
+    event: str
+    data: dict
+    at: float
+    """time.monotonic() when the event arrived."""
+
+
+def read_events(client: httpx.Client, job_id: str, timeout: float = 180) -> list[Received]:
+    """The whole stream, parsed by the text/event-stream rules, until the server ends it (within
+    `timeout` seconds, give or take one keep-alive interval)."""
+    deadline = time.monotonic() + timeout
+    events: list[Received] = []
+    name, data = "message", []
+    url = f"/v1/fusion-jobs/{job_id}/events"
+    with client.stream("GET", url, headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        for line in response.iter_lines():
+            assert time.monotonic() < deadline, f"the stream of job {job_id} went on for {timeout:.0f}s: {events}"
+            if line == "":
+                if data:
+                    events.append(Received(name, json.loads("\n".join(data)), time.monotonic()))
+                name, data = "message", []
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+    return events
+
+
+@pytest.fixture(scope="module", params=["pg_stack", "embedded_stack"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
+    """A job spec over freshly uploaded models and data (the job itself is left to each test)."""
+    with stack.client() as client:
+        models = {}
+        for source in source_files:
+            response = upload_model(client, source, name=f"events_{source.name}")
+            assert response.status_code == 201, response.text
+            models[source.task] = response.json()["id"]
+        train = upload_dataset(client, data_files.train, label_columns=",".join(data_files.tasks))
+        validation = upload_dataset(client, data_files.validation)
+        assert train.status_code == validation.status_code == 201, (train.text, validation.text)
+    return {
+        "name": "events",
+        "tasks": [{"name": task, "type": "binary", "models": [models[task]]} for task in data_files.tasks],
+        "dataset_id": train.json()["id"],
+        "validation_dataset_id": validation.json()["id"],
+        "hyperparameters": HYPERPARAMETERS,
+    }
+
+
+@pytest.fixture(scope="module")
+def followed(stack: Stack, spec: dict, data_files: DataFiles) -> tuple[dict, list[Received]]:
+    """A job started and followed through its event stream from the moment it was queued."""
+    with stack.client() as client:
+        created = client.post("/v1/fusion-jobs", json=spec)
+        assert created.status_code == 202, created.text
+        events = read_events(client, created.json()["id"])
+        job = client.get(f"/v1/fusion-jobs/{created.json()['id']}").json()
+    assert job["status"] == "succeeded", f"{job['error']}\n{stack.logs()}"
+    return job, events
+
+
+def test_stream_follows_a_running_job_to_completion(followed: tuple[dict, list[Received]]) -> None:
+    job, events = followed
+    names = [event.event for event in events]
+    assert names[0] == "status" and events[0].data["status"] in ("queued", "running")
+    statuses = [event.data["status"] for event in events if event.event == "status"]
+    assert statuses[-1] == "succeeded" and "running" in statuses
+    assert names.count("done") == 1 and names[-1] == "done"
+
+    epochs = [event.data for event in events if event.event == "epoch"]
+    assert [entry["epoch"] for entry in epochs] == list(range(1, job["epoch"] + 1))
+    assert epochs == job["metrics"]
+    assert all(set(entry["validation"]) == {"income", "never_married"} for entry in epochs)
+
+    progress = [event.data for event in events if event.event == "progress"]
+    percents = [entry["progress"] for entry in progress]
+    assert percents == sorted(percents) and percents[-1] == 100.0 and len(set(percents)) >= 3
+    assert all(a != b for a, b in pairwise(progress)), "only changes are sent"
+
+    done = events[-1].data
+    assert done["id"] == job["id"] and done["status"] == "succeeded"
+    assert done["report"] == job["report"] and done["deployment"] == job["deployment"]
+    # Live, not replayed at the end: the first epoch arrived well before the job finished.
+    first_epoch = next(event for event in events if event.event == "epoch")
+    assert events[-1].at - first_epoch.at > 0.5
+
+
+def test_stream_of_a_finished_job_replays_it_and_ends(stack: Stack, followed: tuple[dict, list[Received]]) -> None:
+    job, _ = followed
+    with stack.client() as client:
+        started = time.monotonic()
+        events = read_events(client, job["id"], timeout=30)
+    assert time.monotonic() - started < 5
+    assert [event.event for event in events] == ["status", "progress"] + ["epoch"] * job["epoch"] + ["done"]
+    assert events[0].data == {"status": "succeeded", "stage": job["stage"], "attempts": 1, "cancel_requested": False}
+    assert events[1].data == {"progress": 100.0, "epoch": job["epoch"], "max_epochs": job["max_epochs"]}
+    assert events[-1].data == job
+
+
+def test_unknown_job_and_missing_key(stack: Stack, followed: tuple[dict, list[Received]]) -> None:
+    job, _ = followed
+    with stack.client() as client:
+        missing = client.get(f"/v1/fusion-jobs/{uuid.uuid4()}/events")
+        malformed = client.get("/v1/fusion-jobs/not-a-job/events")
+    with stack.client(api_key="") as anonymous:
+        unauthorized = anonymous.get(f"/v1/fusion-jobs/{job['id']}/events")
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+    assert malformed.status_code == 422
+    assert unauthorized.status_code == 401
+
+
+def test_another_tenant_sees_404(stack: Stack, followed: tuple[dict, list[Received]]) -> None:
+    job, _ = followed
+    key = stack.admin("create-tenant", f"events-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+    with stack.client(api_key=key) as other:
+        response = other.get(f"/v1/fusion-jobs/{job['id']}/events")
+    assert response.status_code == 404
