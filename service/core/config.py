@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     inference_deployment_cache_s: float = Field(
         default=1.0, ge=0, description="How long a resolved name and version is reused before the database is asked."
     )
+    inference_max_body_bytes: int = Field(default=256 * 2**20, description="Largest inference request body.")
 
     @computed_field
     @property

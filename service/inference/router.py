@@ -1,14 +1,15 @@
-"""Inference routes: Open Inference Protocol v2 under /v2, and /v1/predict for records in, predictions out.
+"""Inference routes: Open Inference Protocol v2 under /v2 (with the binary tensor extension), /v1/predict
+for records in, predictions out, and /v1/deployments for a deployment's batching.
 
-Routes are plain functions, so FastAPI runs them in its thread pool: ONNX Runtime releases the GIL
-while it computes, and requests run side by side.
+Infer runs on the event loop, so that concurrent requests can meet in one batch; ONNX Runtime runs on its
+own threads. The other routes are plain functions, which FastAPI runs in its thread pool.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import text
 
 from service import __version__
@@ -16,8 +17,11 @@ from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
 from service.core.tenancy import TenantId
 from service.inference import service
+from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
 from service.inference.runtime import RuntimeCache, get_runtimes
 from service.inference.schemas import (
+    BatchingChange,
+    DeploymentBatching,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -27,13 +31,27 @@ from service.inference.schemas import (
     ServerLive,
     ServerMetadata,
     ServerReady,
+    inline_refs,
 )
 
 oip = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
-predict_router = APIRouter(prefix="/v1/predict", tags=["inference"])
+predict_router = APIRouter(prefix="/v1", tags=["inference"])
 
 Runtimes = Annotated[RuntimeCache, Depends(get_runtimes)]
 NOT_FOUND = {404: {"description": "No such deployment", "content": {"application/json": {"example": {"error": "..."}}}}}
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": inline_refs(InferenceRequest.model_json_schema())},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "Binary tensor extension: the JSON header, then the tensors' bytes in input order.",
+            },
+        },
+    }
+}
+"""The body is read raw (it may carry binary tensors), so its schema is given to the docs by hand."""
 BAD_INPUT = {
     400: {
         "description": "The inputs do not fit the model",
@@ -44,7 +62,7 @@ BAD_INPUT = {
 
 @oip.get("", response_model=ServerMetadata, summary="Server metadata")
 def server_metadata() -> ServerMetadata:
-    return ServerMetadata(name="fusebox", version=__version__, extensions=[])
+    return ServerMetadata(name="fusebox", version=__version__, extensions=[BINARY_EXTENSION])
 
 
 @oip.get("/health/live", response_model=ServerLive, summary="The process answers")
@@ -82,25 +100,42 @@ def model_ready(
     response_model=InferenceResponse,
     responses={**NOT_FOUND, **BAD_INPUT},
     summary="Inference (the newest version)",
+    openapi_extra=INFER_BODY,
 )
 @oip.post(
-    "/models/{name}/versions/{version}/infer", response_model=InferenceResponse, responses={**NOT_FOUND, **BAD_INPUT}
+    "/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses={**NOT_FOUND, **BAD_INPUT},
+    openapi_extra=INFER_BODY,
 )
-def infer(
+async def infer(
     name: str,
-    request: InferenceRequest,
+    request: Request,
     tenant_id: TenantId,
     session: DbSession,
     runtimes: Runtimes,
     settings: AppSettings,
     version: str | None = None,
-) -> InferenceResponse:
-    """One input per feature column, one output per task (probabilities for binary tasks)."""
-    return service.infer(session, runtimes, tenant_id, name, version, request, settings.max_inference_rows)
+) -> Response:
+    """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
+    come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
+    # The tenant was found with this request's session; give its connection back now rather than hold
+    # it while the request waits for its batch: with more requests in flight than the pool has
+    # connections, the lookups below would otherwise wait on connections that only they can free.
+    session.close()
+    body = await read_body(request, settings.inference_max_body_bytes)
+    header_length = request.headers.get(HEADER_LENGTH)
+    content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)
+    if json_length is None:
+        return Response(content, media_type=JSON_TYPE)
+    return Response(content, media_type=BINARY_TYPE, headers={HEADER_LENGTH: str(json_length)})
 
 
 @predict_router.post(
-    "/{name}", response_model=PredictResponse, responses={**NOT_FOUND, **BAD_INPUT}, summary="Predict for records"
+    "/predict/{name}",
+    response_model=PredictResponse,
+    responses={**NOT_FOUND, **BAD_INPUT},
+    summary="Predict for records",
 )
 def predict(
     name: str,
@@ -112,3 +147,35 @@ def predict(
 ) -> PredictResponse:
     """Rows as JSON objects in, one prediction per task and row out, from the newest version of `name`."""
     return service.predict(session, runtimes, tenant_id, name, request, settings.max_inference_rows)
+
+
+@predict_router.get(
+    "/deployments/{name}/versions/{version}",
+    response_model=DeploymentBatching,
+    responses={404: {}},
+    summary="A deployment's batching",
+)
+def deployment_batching(
+    name: str, version: str, tenant_id: TenantId, session: DbSession, runtimes: Runtimes, settings: AppSettings
+) -> DeploymentBatching:
+    return service.batching(session, runtimes, settings, tenant_id, name, version)
+
+
+@predict_router.patch(
+    "/deployments/{name}/versions/{version}",
+    response_model=DeploymentBatching,
+    responses={404: {}},
+    summary="Change a deployment's batching",
+)
+def change_deployment_batching(
+    name: str,
+    version: str,
+    change: BatchingChange,
+    tenant_id: TenantId,
+    session: DbSession,
+    runtimes: Runtimes,
+    settings: AppSettings,
+) -> DeploymentBatching:
+    """Fields left out stay as they are; null returns a field to the service's setting. Every API process
+    applies the change within FUSEBOX_INFERENCE_DEPLOYMENT_CACHE_S."""
+    return service.change_batching(session, runtimes, settings, tenant_id, name, version, change)

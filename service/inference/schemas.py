@@ -46,13 +46,18 @@ class RequestInput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any] = Field(description="Row-major values, flat or nested.")
-    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = Field(
+        default=None, description="Row-major values, flat or nested; absent when parameters.binary_data_size is set."
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="binary_data_size: the tensor's bytes follow the JSON header (binary tensor extension).",
+    )
 
 
 class RequestOutput(BaseModel):
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="binary_data: true for raw bytes.")
 
 
 class InferenceRequest(BaseModel):
@@ -73,14 +78,15 @@ class InferenceRequest(BaseModel):
     id: str | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = Field(default=None, description="Default: every output.")
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_output: every output as bytes.")
 
 
 class ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_size, for binary outputs.")
 
 
 class InferenceResponse(BaseModel):
@@ -102,3 +108,44 @@ class PredictResponse(BaseModel):
     predictions: list[dict[str, float | list[float]]] = Field(
         description="Per row and task: a probability (binary), a value (regression), class probabilities."
     )
+
+
+class BatchingChange(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"max_batch_size": 256, "max_batch_wait_ms": 2.0}]}
+    )
+
+    max_batch_size: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Rows per ONNX Runtime call; null: the service's setting."
+    )
+    max_batch_wait_ms: float | None = Field(
+        default=None, ge=0, le=1000, description="Longest wait for other requests; 0: no batching; null: the setting."
+    )
+
+
+class DeploymentBatching(BaseModel):
+    name: str
+    version: int
+    max_batch_size: int | None = Field(description="This deployment's own setting; null: the service's.")
+    max_batch_wait_ms: float | None
+    effective_max_batch_size: int
+    effective_max_batch_wait_ms: float
+    requests: int = Field(description="Inference requests this API process has run for the deployment's model.")
+    runs: int = Field(description="ONNX Runtime calls they took: fewer than requests when batching merged them.")
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its $defs written in place: OpenAPI resolves $ref from the document's root, so a
+    schema handed to it by hand cannot keep pydantic's local references."""
+    definitions = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import math
-import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from service.core.config import Settings
 from service.core.errors import BadRequest, TooLarge
-from service.inference.deployments import find_deployment, list_versions
+from service.inference.batching import batcher_for
+from service.inference.deployments import find_deployment, list_versions, set_batching
 from service.inference.models import Deployment
+from service.inference.protocol import WireRequest, decode_request, encode_response
 from service.inference.runtime import LoadedModel, RuntimeCache
 from service.inference.schemas import (
-    InferenceRequest,
-    InferenceResponse,
+    BatchingChange,
+    DeploymentBatching,
     ModelMetadata,
     PredictRequest,
     PredictResponse,
-    ResponseOutput,
     TensorMetadata,
 )
-from service.inference.tensors import TensorSpec, datatype_of, to_array
+from service.inference.served import Served, get_served_cache, resolve
+from service.inference.tensors import TensorSpec, check_shape, check_values, from_bytes, from_json
 
-_ORT_NOISE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_OFFLOAD_BYTES = 1 << 16
+"""Bodies and answers larger than this are decoded and encoded on a worker thread: a 1024-row JSON
+request takes milliseconds to parse, which the event loop must not spend while other requests wait."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: WireRequest
+    feeds: dict[str, np.ndarray]
+    rows: int
+    outputs: list[str]
 
 
 def metadata(session: Session, runtimes: RuntimeCache, tenant_id: str, name: str, version: str | None) -> ModelMetadata:
@@ -40,30 +54,80 @@ def ready(session: Session, runtimes: RuntimeCache, tenant_id: str, name: str, v
     return True
 
 
-def infer(
-    session: Session,
+async def infer(
     runtimes: RuntimeCache,
+    settings: Settings,
     tenant_id: str,
     name: str,
     version: str | None,
-    request: InferenceRequest,
-    max_rows: int,
-) -> InferenceResponse:
+    body: bytes,
+    header_length: str | None,
+) -> tuple[bytes, int | None]:
+    """An OIP v2 request body in, the response body out (with its JSON header's length when binary)."""
+    served = await resolve(tenant_id, name, version)
+    model = runtimes.peek(served.sha256) or await run_in_threadpool(runtimes.get, served.sha256)
+    max_rows = settings.max_inference_rows
+    if len(body) > _OFFLOAD_BYTES:
+        prepared = await run_in_threadpool(prepare, model, body, header_length, max_rows)
+    else:
+        prepared = prepare(model, body, header_length, max_rows)
+    batch_rows, batch_wait_ms = effective_batching(served, settings)
+    batcher = batcher_for(model, batch_rows, batch_wait_ms / 1000)
+    results = await batcher.run(prepared.feeds, prepared.rows, prepared.outputs)
+    answer = (served.name, served.version, prepared.request.id, results, prepared.request)
+    if sum(values.size for values in results.values()) * 8 > _OFFLOAD_BYTES:
+        return await run_in_threadpool(encode_response, *answer)
+    return encode_response(*answer)
+
+
+def prepare(model: LoadedModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
+    request = decode_request(body, header_length)
+    feeds, rows = _feeds(model, request, max_rows)
+    check_values(feeds, model.cardinalities)
+    return Prepared(request, feeds, rows, _wanted_outputs(model, request.outputs))
+
+
+def effective_batching(served: Served | Deployment, settings: Settings) -> tuple[int, float]:
+    """Rows per batch and longest wait (ms): the deployment's own, else the service's settings."""
+    rows = served.max_batch_size or settings.batch_max_rows
+    wait_ms = served.max_batch_wait_ms if served.max_batch_wait_ms is not None else settings.batch_max_wait_ms
+    return rows, wait_ms
+
+
+def batching(
+    session: Session, runtimes: RuntimeCache, settings: Settings, tenant_id: str, name: str, version: str
+) -> DeploymentBatching:
+    return _batching(find_deployment(session, tenant_id, name, version), runtimes, settings)
+
+
+def change_batching(
+    session: Session,
+    runtimes: RuntimeCache,
+    settings: Settings,
+    tenant_id: str,
+    name: str,
+    version: str,
+    change: BatchingChange,
+) -> DeploymentBatching:
     deployment = find_deployment(session, tenant_id, name, version)
-    model = runtimes.get(deployment.fused_model.sha256)
-    feeds = _feeds(model, request, max_rows)
-    outputs = _wanted_outputs(model, request)
-    results = _run(model, feeds, outputs)
-    return InferenceResponse(
-        model_name=deployment.name,
-        model_version=str(deployment.version),
-        id=request.id,
-        outputs=[
-            ResponseOutput(
-                name=name, shape=list(value.shape), datatype=datatype_of(value), data=value.reshape(-1).tolist()
-            )
-            for name, value in results.items()
-        ],
+    set_batching(session, deployment, change.model_dump(include=change.model_fields_set))
+    get_served_cache().forget(tenant_id, name)
+    return _batching(deployment, runtimes, settings)
+
+
+def _batching(deployment: Deployment, runtimes: RuntimeCache, settings: Settings) -> DeploymentBatching:
+    rows, wait_ms = effective_batching(deployment, settings)
+    model = runtimes.peek(deployment.fused_model.sha256)
+    batchers = list(model.batchers.values()) if model is not None else []
+    return DeploymentBatching(
+        name=deployment.name,
+        version=deployment.version,
+        max_batch_size=deployment.max_batch_size,
+        max_batch_wait_ms=deployment.max_batch_wait_ms,
+        effective_max_batch_size=rows,
+        effective_max_batch_wait_ms=wait_ms,
+        requests=sum(batcher.stats.requests for batcher in batchers),
+        runs=sum(batcher.stats.runs for batcher in batchers),
     )
 
 
@@ -80,8 +144,9 @@ def predict(
     deployment = find_deployment(session, tenant_id, name)
     model = runtimes.get(deployment.fused_model.sha256)
     feeds = _record_feeds(model, deployment, request.records)
+    check_values(feeds, model.cardinalities)
     tasks = [task["name"] for task in deployment.fused_model.tasks]
-    results = _run(model, feeds, tasks)
+    results = model.run(feeds, tasks)
     return PredictResponse(
         model_name=deployment.name,
         model_version=str(deployment.version),
@@ -93,7 +158,7 @@ def _tensors(specs: list[TensorSpec]) -> list[TensorMetadata]:
     return [TensorMetadata(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in specs]
 
 
-def _feeds(model: LoadedModel, request: InferenceRequest, max_rows: int) -> dict[str, np.ndarray]:
+def _feeds(model: LoadedModel, request: WireRequest, max_rows: int) -> tuple[dict[str, np.ndarray], int]:
     specs = {spec.name: spec for spec in model.inputs}
     given = [tensor.name for tensor in request.inputs]
     unknown = [name for name in given if name not in specs]
@@ -101,31 +166,35 @@ def _feeds(model: LoadedModel, request: InferenceRequest, max_rows: int) -> dict
     if unknown or missing or len(given) != len(set(given)):
         raise BadRequest(
             f"the model's inputs are {sorted(specs)}"
-            + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; unknown: {unknown[:20]}" if unknown else "")
             + (f"; missing: {missing}" if missing else "")
             + ("; some inputs are given twice" if len(given) != len(set(given)) else "")
         )
-    feeds = {
-        tensor.name: to_array(tensor.name, tensor.datatype, tensor.shape, tensor.data, specs[tensor.name])
-        for tensor in request.inputs
-    }
-    rows = {name: array.shape[0] for name, array in feeds.items() if array.ndim}
-    if len(set(rows.values())) > 1:
-        raise BadRequest(f"every input needs the same number of rows (first dimension); got {rows}")
-    if rows and max(rows.values()) > max_rows:
-        raise TooLarge(f"{max(rows.values()):,} rows are more than the limit of {max_rows:,} per request")
-    return feeds
+    for tensor in request.inputs:
+        check_shape(tensor.name, tensor.datatype, tensor.shape, specs[tensor.name])
+    rows = {tensor.name: tensor.shape[0] for tensor in request.inputs if tensor.shape}
+    count = max(rows.values(), default=1)
+    if count > max_rows:  # before any data is converted: the limit also bounds the memory a request takes
+        raise TooLarge(f"{count:,} rows are more than the limit of {max_rows:,} per request")
+    feeds = from_json([t for t in request.inputs if t.raw is None], specs, request.may_hold_booleans)
+    for tensor in request.inputs:
+        if tensor.raw is not None:
+            feeds[tensor.name] = from_bytes(tensor.name, tensor.shape, tensor.raw, specs[tensor.name])
+    counts = dict(zip(rows.values(), rows, strict=False))  # one input named per row count
+    if len(counts) > 1:
+        examples = ", ".join(f"'{name}' has {count}" for count, name in list(counts.items())[:3])
+        raise BadRequest(f"every input needs the same number of rows (first dimension): {examples}")
+    return {spec.name: feeds[spec.name] for spec in model.inputs}, count
 
 
-def _wanted_outputs(model: LoadedModel, request: InferenceRequest) -> list[str]:
+def _wanted_outputs(model: LoadedModel, wanted: list[str] | None) -> list[str]:
     names = [spec.name for spec in model.outputs]
-    if request.outputs is None:
+    if wanted is None:
         return names
-    wanted = [output.name for output in request.outputs]
     unknown = [name for name in wanted if name not in names]
     if unknown:
-        raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {names}")
-    return wanted
+        raise BadRequest(f"unknown output(s) {unknown[:20]}; the model's outputs are {names}")
+    return list(dict.fromkeys(wanted))
 
 
 def _record_feeds(model: LoadedModel, deployment: Deployment, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -150,11 +219,3 @@ def _column(records: list[dict[str, Any]], column: str, spec: TensorSpec) -> np.
             raise BadRequest(f"record {row}: column '{column}' holds category ids and must be a whole number")
         values.append(value)
     return np.asarray(values, dtype=spec.numpy_dtype)
-
-
-def _run(model: LoadedModel, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-    try:
-        return model.run(feeds, outputs)
-    except Exception as error:  # onnxruntime raises pybind classes with no common base besides Exception
-        message = _ORT_NOISE.sub("", " ".join(str(error).split()))[:400]
-        raise BadRequest(f"the model could not run on these inputs: {message}") from None

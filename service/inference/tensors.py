@@ -7,12 +7,16 @@ reaches ONNX Runtime that it would refuse with an opaque message.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from service.core.errors import BadRequest
+
+if TYPE_CHECKING:
+    from service.inference.protocol import WireInput
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
@@ -29,6 +33,10 @@ DATATYPES: dict[str, np.dtype] = {
     "FP64": np.dtype(np.float64),
 }
 _BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items()}
+_KINDS = {
+    name: "iu" if dtype.kind in "iu" else "iuf" if dtype.kind == "f" else "b" for name, dtype in DATATYPES.items()
+}
+"""The numpy kinds JSON values may have for each datatype: no fractions for integers, only booleans for BOOL."""
 _ORT_TYPES = {
     "tensor(bool)": "BOOL",
     "tensor(uint8)": "UINT8",
@@ -71,21 +79,121 @@ def shape_of_ort(shape: list[Any]) -> tuple[int, ...]:
     return tuple(dim if isinstance(dim, int) and dim >= 0 else -1 for dim in shape)
 
 
-def to_array(name: str, datatype: str, shape: list[int], data: list[Any], spec: TensorSpec) -> np.ndarray:
+def check_shape(name: str, datatype: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
+    """Datatype and shape as the model declares them; dimensions the request gives are never negative."""
     if datatype != spec.datatype:
         raise BadRequest(f"input '{name}' has datatype {datatype}; the model expects {spec.datatype}")
     if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)):
         raise BadRequest(f"input '{name}' has shape {list(shape)}; the model expects {list(spec.shape)} (-1: any size)")
-    if any(dim < 0 for dim in shape):
-        raise BadRequest(f"input '{name}' has shape {list(shape)}; dimensions cannot be negative")
+
+
+def from_json(inputs: list[WireInput], specs: dict[str, TensorSpec], may_hold_booleans: bool) -> dict[str, np.ndarray]:
+    """JSON data of many inputs. Inputs of one datatype and shape convert in one numpy call (per input, the
+    conversion costs more than the model at batch 1); one by one only where that fails, to say which input
+    is wrong and how. numpy reads true and false as 1 and 0 among numbers: they are looked for first."""
+    for tensor in inputs if may_hold_booleans else ():
+        if specs[tensor.name].datatype != "BOOL" and _holds_boolean(tensor.data or []):
+            raise BadRequest(f"input '{tensor.name}' ({specs[tensor.name].datatype}) must hold numbers, not true/false")
+    groups: dict[tuple[str, tuple[int, ...]], list[WireInput]] = defaultdict(list)
+    for tensor in inputs:
+        groups[tensor.datatype, tensor.shape].append(tensor)
+    arrays = {}
+    for (_, shape), group in groups.items():
+        spec = specs[group[0].name]
+        values = _stacked(group, shape, spec) if len(group) > 1 else None
+        if values is None:
+            arrays.update({t.name: to_array(t.name, t.shape, t.data or [], specs[t.name]) for t in group})
+        else:
+            arrays.update({tensor.name: values[position] for position, tensor in enumerate(group)})
+    return arrays
+
+
+def _holds_boolean(data: list[Any]) -> bool:
+    return any(type(value) is bool or (type(value) is list and _holds_boolean(value)) for value in data)
+
+
+def _stacked(group: list[WireInput], shape: tuple[int, ...], spec: TensorSpec) -> np.ndarray | None:
+    """[inputs, *shape] when every input's data is right, else None."""
+    try:
+        values = np.asarray([tensor.data for tensor in group])
+    except ValueError:
+        return None
+    if (
+        values.ndim < 2
+        or values.size != len(group) * math.prod(shape)
+        or values.dtype.kind not in _KINDS[spec.datatype]
+    ):
+        return None
+    if values.dtype.kind in "iu" and values.dtype != spec.numpy_dtype and values.size:
+        limits = np.iinfo(spec.numpy_dtype) if spec.numpy_dtype.kind in "iu" else None
+        if limits is not None and (values.min() < limits.min or values.max() > limits.max):
+            return None
+    return values.astype(spec.numpy_dtype, copy=False).reshape(len(group), *shape)
+
+
+def to_array(name: str, shape: tuple[int, ...], data: list[Any], spec: TensorSpec) -> np.ndarray:
+    """JSON values as the model's dtype; whole numbers only for integer inputs, and within their range."""
     try:
         values = np.asarray(data)
     except ValueError:
         raise BadRequest(f"input '{name}': data must be a flat (or evenly nested) list of numbers") from None
-    kinds = "iu" if spec.numpy_dtype.kind in "iu" else "iuf" if spec.numpy_dtype.kind == "f" else "b"
+    kinds = _KINDS[spec.datatype]
     if values.size and values.dtype.kind not in kinds:
         expected = {"iu": "integers", "iuf": "numbers", "b": "booleans"}[kinds]
-        raise BadRequest(f"input '{name}' ({datatype}) must hold {expected}")
+        raise BadRequest(f"input '{name}' ({spec.datatype}) must hold {expected}")
     if values.size != math.prod(shape):
         raise BadRequest(f"input '{name}' has {values.size} values, but shape {list(shape)} holds {math.prod(shape)}")
+    if kinds == "iu" and values.size and values.dtype != spec.numpy_dtype:
+        limits = np.iinfo(spec.numpy_dtype)
+        if values.min() < limits.min or values.max() > limits.max:
+            raise BadRequest(f"input '{name}' has values outside the range of {spec.datatype}")
     return values.astype(spec.numpy_dtype, copy=False).reshape(shape)
+
+
+def from_bytes(name: str, shape: tuple[int, ...], raw: memoryview, spec: TensorSpec) -> np.ndarray:
+    """Little-endian tensor bytes (the binary extension's layout), row-major."""
+    dtype = spec.numpy_dtype.newbyteorder("<")
+    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise BadRequest(
+            f"input '{name}' has binary_data_size {len(raw)}, but shape {list(shape)} of {spec.datatype} takes "
+            f"{expected} bytes"
+        )
+    values = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if spec.numpy_dtype == np.bool_ and values.size and values.view(np.uint8).max() > 1:
+        raise BadRequest(f"input '{name}' (BOOL) must hold bytes 0 or 1")
+    # ONNX Runtime wants aligned, native-order memory; the bytes sit wherever the JSON header ended.
+    return values if values.flags.aligned and dtype.isnative else values.astype(spec.numpy_dtype)
+
+
+def check_values(feeds: dict[str, np.ndarray], cardinalities: dict[str, int]) -> None:
+    """Every float finite, every id within its embedding table. All inputs of a kind are checked in one
+    pass: per input, the checks cost more than the model on small requests."""
+    floats = [name for name, values in feeds.items() if values.dtype.kind == "f"]
+    if floats:
+        finite = np.isfinite(np.concatenate([feeds[name].reshape(-1) for name in floats]))
+        if not finite.all():
+            name, index = _locate(feeds, floats, int(np.argmin(finite)))
+            raise BadRequest(
+                f"input '{name}' holds {feeds[name].reshape(-1)[index]} at position {index}; values must be finite"
+            )
+    ids = [name for name in cardinalities if name in feeds]
+    if ids:
+        flat = np.concatenate([feeds[name].reshape(-1) for name in ids])
+        limits = np.repeat([cardinalities[name] for name in ids], [feeds[name].size for name in ids])
+        outside = (flat < 0) | (flat >= limits)
+        if outside.any():
+            name, index = _locate(feeds, ids, int(np.argmax(outside)))
+            raise BadRequest(
+                f"the model could not run on these inputs: input '{name}' holds id {feeds[name].reshape(-1)[index]} "
+                f"at position {index}, outside its embedding table (ids 0 to {cardinalities[name] - 1})"
+            )
+
+
+def _locate(feeds: dict[str, np.ndarray], names: list[str], position: int) -> tuple[str, int]:
+    """Which input, and where in it, the `position`-th value of their concatenation is."""
+    for name in names:
+        if position < feeds[name].size:
+            return name, position
+        position -= feeds[name].size
+    raise IndexError(position)
