@@ -1,0 +1,273 @@
+"""Serving over HTTP: a fused Census model behind a real uvicorn server on loopback, against the same
+model in ONNX Runtime in process (the ceiling).
+
+    .venv/bin/python bench/serving.py [--seconds 3]
+
+Starts the API and a worker on the embedded defaults in a temporary folder, fuses the four Census source
+models that bench/census_fusion.py leaves in var/bench/models (one epoch on a few thousand rows: the
+fused graph is the one the full job exports, only its weights differ) and deploys it. Then measures rows/s
+and p50/p99 latency: one client at batch 1 and 1024, JSON and binary tensors; 32 concurrent batch-1
+clients with dynamic batching off and on. Clients are a minimal keep-alive HTTP/1.1 client on asyncio,
+so that the load generator takes little of the CPU it shares with the server. Prints a table and the
+targets, and writes bench/results/serving.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.census_fusion import MODELS, SOURCES  # noqa: E402
+from bench.local_service import local_service  # noqa: E402
+from fusion.data.census import load_census  # noqa: E402
+from service.client import FuseboxClient  # noqa: E402
+from service.core.config import Settings  # noqa: E402
+from service.inference.runtime import create_session  # noqa: E402
+
+NAME = "census"
+CLIENTS = 32
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass
+class Row:
+    scenario: str
+    batch: int
+    clients: int
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured time per scenario")
+    args = parser.parse_args()
+    paths = [MODELS / f"{task}_{family}.onnx" for family, task, _ in SOURCES]
+    if missing := [str(path) for path in paths if not path.exists()]:
+        sys.exit(f"missing source models {missing}: run bench/census_fusion.py first")
+    census = load_census()
+    frame = census.test.head(1024).reset_index(drop=True)
+    with tempfile.TemporaryDirectory(prefix="fusebox-serving-") as scratch:
+        folder = Path(scratch)
+        with (
+            local_service(folder / "service", worker=True) as service,
+            FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
+        ):
+            model_path = _deploy(client, census, paths, folder)
+            rows = _ceiling(model_path, frame, args.seconds)
+            host, port = service.url.removeprefix("http://").split(":")
+            headers = {"Authorization": f"Bearer {service.api_key}"}
+            http = _HttpBench(host, int(port), headers, model_path, frame, args.seconds)
+            _set_batching(client, 0)
+            for batch in (1, 1024):
+                for binary in (False, True):
+                    rows.append(asyncio.run(http.measure(batch, binary, clients=1)))
+            rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching off")))
+            _set_batching(client, None)  # the service's defaults: batching on
+            rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching on")))
+            batching = client._json("GET", f"/v1/deployments/{NAME}/versions/1")
+
+    print(_table(rows))
+    verdicts = _targets(rows)
+    for line in verdicts:
+        print(line)
+    print(f"batching on: {batching['requests']:,} requests in {batching['runs']:,} ONNX Runtime calls")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(
+        json.dumps({"rows": [asdict(row) for row in rows], "targets": verdicts, "batching": batching}, indent=2)
+    )
+
+
+def _deploy(client: FuseboxClient, census, paths: list[Path], folder: Path) -> Path:
+    """Uploads the sources and a few thousand rows, runs a one-epoch frozen job, returns the fused file."""
+    splits = {"train": census.train.head(4000), "validation": census.validation.head(2000)}
+    for split, data in splits.items():
+        data.to_parquet(folder / f"{split}.parquet", index=False)
+    datasets = {split: client.upload_dataset(folder / f"{split}.parquet", name=split) for split in splits}
+    models: dict[str, list[str]] = {}
+    for (family, task, _), path in zip(SOURCES, paths, strict=True):
+        weights = Path(f"{path}.data")
+        uploaded = client.upload_model(
+            path, name=f"{task}_{family}", task=task, weights=weights if weights.exists() else None
+        )
+        models.setdefault(task, []).append(str(uploaded.id))
+    job = client.create_job(
+        {
+            "name": NAME,
+            "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
+            "dataset_id": str(datasets["train"].id),
+            "validation_dataset_id": str(datasets["validation"].id),
+            "strategy": "frozen",
+            "hyperparameters": {"max_epochs": 1, "batch_size": 1024},
+        }
+    )
+    job = client.wait_for_job(job.id, poll_interval_s=0.5, timeout_s=600)
+    if job.status != "succeeded":
+        sys.exit(f"the fusion job {job.status}: {job.error}")
+    path = folder / "fused.onnx"
+    path.write_bytes(client._http.get(f"/v1/fusion-jobs/{job.id}/model").content)
+    return path
+
+
+def _set_batching(client: FuseboxClient, wait_ms: float | None) -> None:
+    client._json("PATCH", f"/v1/deployments/{NAME}/versions/1", json={"max_batch_wait_ms": wait_ms})
+    time.sleep(Settings().inference_deployment_cache_s + 0.1)
+
+
+def _feeds(model_path: Path, frame: pd.DataFrame, batch: int) -> dict[str, np.ndarray]:
+    session = create_session(str(model_path), Settings())
+    return {
+        i.name: frame[i.name].head(batch).to_numpy(np.int64 if "int" in i.type else np.float32)
+        for i in session.get_inputs()
+    }
+
+
+def _ceiling(model_path: Path, frame: pd.DataFrame, seconds: float) -> list[Row]:
+    """The same file in ONNX Runtime in this process, with the service's session settings."""
+    session = create_session(str(model_path), Settings())
+    rows = []
+    for batch in (1, 1024):
+        feed = _feeds(model_path, frame, batch)
+        session.run(None, feed)
+        latencies = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            session.run(None, feed)
+            latencies.append(time.perf_counter() - started)
+        rows.append(_row("in-process ONNX Runtime (ceiling)", batch, 1, latencies, sum(latencies)))
+    return rows
+
+
+class _HttpBench:
+    def __init__(
+        self, host: str, port: int, headers: dict[str, str], model: Path, frame: pd.DataFrame, seconds: float
+    ) -> None:
+        self.host, self.port, self.headers = host, port, headers
+        self.model, self.frame, self.seconds = model, frame, seconds
+
+    async def measure(self, batch: int, binary: bool, clients: int, label: str = "") -> Row:
+        request = self._request(batch, binary)
+        deadline = time.perf_counter() + 0.5 + self.seconds
+        measured_from = time.perf_counter() + 0.5  # the first half second warms connections and caches
+        results = await asyncio.gather(*(self._client(request, deadline, measured_from) for _ in range(clients)))
+        latencies = [latency for result in results for latency in result]
+        scenario = f"HTTP {'binary' if binary else 'JSON'}" + (f", {clients} clients, {label}" if label else "")
+        return _row(scenario, batch, clients, latencies, self.seconds)
+
+    def _request(self, batch: int, binary: bool) -> bytes:
+        feeds = _feeds(self.model, self.frame, batch)
+        if binary:
+            header = {
+                "inputs": [
+                    {
+                        "name": name,
+                        "shape": [batch],
+                        "datatype": "INT64" if values.dtype == np.int64 else "FP32",
+                        "parameters": {"binary_data_size": values.nbytes},
+                    }
+                    for name, values in feeds.items()
+                ],
+                "parameters": {"binary_data_output": True},
+            }
+            encoded = orjson.dumps(header)
+            body = encoded + b"".join(values.tobytes() for values in feeds.values())
+            extra = {"Inference-Header-Content-Length": str(len(encoded)), "Content-Type": "application/octet-stream"}
+        else:
+            inputs = [
+                {"name": name, "shape": [batch], "datatype": "INT64" if v.dtype == np.int64 else "FP32", "data": v}
+                for name, v in feeds.items()
+            ]
+            body = orjson.dumps({"inputs": inputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+            extra = {"Content-Type": "application/json"}
+        lines = [f"POST /v2/models/{NAME}/infer HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{key}: {value}" for key, value in {**self.headers, **extra}.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def _client(self, request: bytes, deadline: float, measured_from: float) -> list[float]:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        latencies = []
+        try:
+            while (started := time.perf_counter()) < deadline:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = head[9:12]
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                if status != b"200":
+                    raise RuntimeError(f"HTTP {status.decode()}: {body[:300]!r}")
+                if started >= measured_from:
+                    latencies.append(time.perf_counter() - started)
+        finally:
+            writer.close()
+        return latencies
+
+
+def _row(scenario: str, batch: int, clients: int, latencies: list[float], seconds: float) -> Row:
+    ordered = sorted(latencies)
+    return Row(
+        scenario=scenario,
+        batch=batch,
+        clients=clients,
+        rows_per_s=len(latencies) * batch / seconds,
+        p50_ms=statistics.median(ordered) * 1e3,
+        p99_ms=ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3,
+        requests=len(latencies),
+    )
+
+
+def _table(rows: list[Row]) -> str:
+    lines = ["| scenario | batch | clients | rows/s | p50 ms | p99 ms | requests |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r.scenario} | {r.batch} | {r.clients} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+        f"{r.requests:,} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _targets(rows: list[Row]) -> list[str]:
+    def find(scenario: str, batch: int) -> Row:
+        return next(r for r in rows if r.scenario == scenario and r.batch == batch)
+
+    ceiling = find("in-process ONNX Runtime (ceiling)", 1024)
+    binary = find("HTTP binary", 1024)
+    single = find("HTTP binary", 1)
+    off = find(f"HTTP binary, {CLIENTS} clients, batching off", 1)
+    on = find(f"HTTP binary, {CLIENTS} clients, batching on", 1)
+    share = binary.rows_per_s / ceiling.rows_per_s
+    gain = on.rows_per_s / off.rows_per_s
+    tail = on.p99_ms / single.p99_ms
+    return [
+        f"target binary batch-1024 >= 50% of the in-process ceiling: {'PASS' if share >= 0.5 else 'FAIL'} "
+        f"({share:.0%}: {binary.rows_per_s:,.0f} vs {ceiling.rows_per_s:,.0f} rows/s)",
+        f"target {CLIENTS} clients, batching on >= 3x batching off: {'PASS' if gain >= 3 else 'FAIL'} "
+        f"({gain:.2f}x: {on.rows_per_s:,.0f} vs {off.rows_per_s:,.0f} rows/s)",
+        f"target {CLIENTS} clients, batching on p99 <= 4x the batch-1 p99: {'PASS' if tail <= 4 else 'FAIL'} "
+        f"({tail:.2f}x: {on.p99_ms:.2f} vs {single.p99_ms:.2f} ms; vs batching off p99 {off.p99_ms:.2f} ms)",
+    ]
+
+
+if __name__ == "__main__":
+    main()
