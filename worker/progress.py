@@ -1,8 +1,10 @@
-"""What a running job tells the database: progress, stage, per-epoch metrics; and whether to stop.
+"""What a running job tells the database: progress, stage, per-epoch metrics, the checkpoint it resumed
+from; and whether to stop.
 
 Training reports every step, far too often to write each one: writes are throttled to one per
-`interval_s`, except at epoch ends, which always carry that epoch's validation metrics. The cancel
-flag is read at most once a second.
+`interval_s`, except at epoch ends, which always carry that epoch's validation metrics. Every write is
+fenced by the attempt number, so a worker that lost its job changes nothing. Stopping (a cancel request,
+or the job taken over by another worker) is checked at every training step and at every stage change.
 """
 
 from __future__ import annotations
@@ -13,35 +15,33 @@ import uuid
 
 from sqlalchemy import select, update
 
-from fusion.training import Progress
-from service.core.database import session_scope, utcnow
+from fusion.training import Cancelled, Progress
+from service.core.database import session_scope
 from service.jobs.models import FusionJob
-
-CANCEL_CHECK_INTERVAL_S = 1.0
+from worker.lease import JobLease
+from worker.state import held_by
 
 
 class JobReporter:
-    def __init__(self, job_id: uuid.UUID, interval_s: float) -> None:
-        self.job_id = job_id
+    def __init__(self, lease: JobLease, interval_s: float) -> None:
+        self.lease = lease
         self.interval_s = interval_s
         self._last_write = -math.inf
-        self._last_cancel_check = -math.inf
-        self._cancelled = False
         with session_scope() as session:
-            existing = session.scalar(select(FusionJob.metrics).where(FusionJob.id == job_id)) or []
-        # A resumed job keeps the epochs its earlier attempt finished.
+            existing = session.scalar(select(FusionJob.metrics).where(FusionJob.id == lease.job_id)) or []
+        # A resumed job keeps the epochs its earlier attempt finished; epochs it runs again are replaced.
         self._metrics = {entry["epoch"]: entry for entry in existing}
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.lease.job_id
 
     def progress(self, progress: Progress) -> None:
         now = time.monotonic()
         if progress.validation is None and now - self._last_write < self.interval_s:
             return
         self._last_write = now
-        values: dict[str, object] = {
-            "progress": progress.fraction_done,
-            "epoch": progress.epoch,
-            "heartbeat_at": utcnow(),
-        }
+        values: dict[str, object] = {"progress": progress.fraction_done, "epoch": progress.epoch}
         if progress.validation is not None:
             self._metrics[progress.epoch] = {
                 "epoch": progress.epoch,
@@ -52,20 +52,20 @@ class JobReporter:
         self._write(values)
 
     def stage(self, message: str) -> None:
-        self._write({"stage": message[:255], "heartbeat_at": utcnow()})
+        """The engine moves to its next stage: a point to stop at, outside the training loop too."""
+        if self.should_stop():
+            raise Cancelled(f"stopped before: {message}")
+        self._write({"stage": message[:255]})
 
-    def cancel_requested(self) -> bool:
-        now = time.monotonic()
-        if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL_S:
-            self._last_cancel_check = now
-            with session_scope() as session:
-                flag = session.scalar(select(FusionJob.cancel_requested).where(FusionJob.id == self.job_id))
-            self._cancelled = bool(flag)
-        return self._cancelled
+    def resumed_from(self, epoch: int) -> None:
+        self._write({"resumed_from_epoch": epoch, "stage": f"resuming from the checkpoint of epoch {epoch}"})
+
+    def should_stop(self) -> bool:
+        return self.lease.should_stop
 
     def _write(self, values: dict[str, object]) -> None:
         with session_scope() as session:
-            session.execute(update(FusionJob).where(FusionJob.id == self.job_id).values(**values))
+            session.execute(update(FusionJob).where(*held_by(self.job_id, self.lease.attempt)).values(**values))
 
 
 def _finite(value: float) -> float | None:

@@ -1,42 +1,58 @@
-"""Job state transitions the worker makes: claim a delivered job, end it."""
+"""Job state transitions the worker makes: claim a delivered job, end it.
+
+Claiming counts an attempt, and the attempt number is the worker's lease on the job: every later write
+matches the job only while it is still running under that attempt (`held_by`). If this worker stalls
+past the heartbeat timeout, the job is requeued and claimed again under the next number, and whatever
+the stalled worker still writes changes nothing.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, update
 
 from service.core.database import session_scope, utcnow
-from service.jobs.models import ACTIVE_STATUSES, FusionJob, JobStatus
+from service.jobs.models import FusionJob, JobStatus
 
 
-def claim(job_id: uuid.UUID) -> bool:
-    """Mark the job running and count the attempt; False when there is nothing to run.
+def held_by(job_id: uuid.UUID, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    return FusionJob.id == job_id, FusionJob.status == JobStatus.RUNNING, FusionJob.attempts == attempt
 
-    A job found 'running' was delivered again after its worker was lost: it runs again and resumes
-    from its last epoch checkpoint. A job cancelled while it waited in the queue is skipped.
+
+def claim(job_id: uuid.UUID, heartbeat_timeout_s: float) -> int | None:
+    """Mark the job running and count the attempt; returns the attempt number, None when there is nothing to run.
+
+    A queued job is taken (it resumes from its checkpoint if an earlier attempt left one). So is a running
+    job whose worker sent no heartbeat for the timeout: a message redelivered after its worker was lost.
+    A job running elsewhere, finished, or flagged for cancelling is left alone.
     """
+    now = utcnow()
+    lost = and_(
+        FusionJob.status == JobStatus.RUNNING, FusionJob.heartbeat_at < now - timedelta(seconds=heartbeat_timeout_s)
+    )
     with session_scope() as session:
-        job = session.get(FusionJob, job_id, with_for_update=True)
-        if job is None or job.status not in ACTIVE_STATUSES:
-            return False
-        if job.cancel_requested:
-            _end(job, JobStatus.CANCELLED)
-            return False
-        job.status = JobStatus.RUNNING
-        job.attempts += 1
-        job.started_at = job.started_at or utcnow()
-        job.heartbeat_at = utcnow()
-        job.stage = "loading models and data"
-        return True
+        return session.execute(
+            update(FusionJob)
+            .where(FusionJob.id == job_id, ~FusionJob.cancel_requested, or_(FusionJob.status == JobStatus.QUEUED, lost))
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=FusionJob.attempts + 1,
+                started_at=func.coalesce(FusionJob.started_at, now),
+                heartbeat_at=now,
+                stage="loading models and data",
+            )
+            .returning(FusionJob.attempts)
+        ).scalar()
 
 
-def finish(job_id: uuid.UUID, status: JobStatus, error: str | None = None) -> None:
+def finish(job_id: uuid.UUID, attempt: int, status: JobStatus, error: str | None = None) -> bool:
+    """End the job; False when this attempt no longer holds it (another worker took it over)."""
     with session_scope() as session:
-        job = session.get_one(FusionJob, job_id)
-        _end(job, status, error)
-
-
-def _end(job: FusionJob, status: JobStatus, error: str | None = None) -> None:
-    job.status = status
-    job.error = error
-    job.stage = status.value
-    job.finished_at = utcnow()
+        ended = session.execute(
+            update(FusionJob)
+            .where(*held_by(job_id, attempt))
+            .values(status=status, error=error, stage=status.value, finished_at=utcnow())
+        ).rowcount
+    return bool(ended)

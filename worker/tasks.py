@@ -1,13 +1,36 @@
-"""Celery tasks. Loaded by worker processes only (worker.app names this module in `include`)."""
+"""Celery tasks, and the lost-job sweep every worker runs. Loaded by worker processes only (worker.app
+names this module in `include`)."""
 
 from __future__ import annotations
 
 import uuid
 
+from celery.signals import worker_ready, worker_shutdown
+
+from service.core.config import get_settings
+from service.core.storage import get_store
+from service.jobs.recovery import LostJobSweeper
 from worker.app import FUSION_TASK, celery_app
 from worker.runner import run_fusion_job
+
+_sweepers: list[LostJobSweeper] = []
 
 
 @celery_app.task(name=FUSION_TASK)
 def fuse_job(job_id: str) -> None:
     run_fusion_job(uuid.UUID(job_id))
+
+
+@worker_ready.connect
+def _start_sweeping(**_: object) -> None:
+    """A worker that starts sweeps at once: after a host restart, the jobs its predecessor ran go back in the
+    queue as soon as their heartbeats are stale, and every running worker keeps sweeping on a timer."""
+    sweeper = LostJobSweeper(get_settings(), get_store())
+    sweeper.start()
+    _sweepers.append(sweeper)
+
+
+@worker_shutdown.connect
+def _stop_sweeping(**_: object) -> None:
+    while _sweepers:
+        _sweepers.pop().stop()

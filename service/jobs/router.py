@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
 from fastapi.responses import FileResponse
 
+from service.core.config import get_settings
 from service.core.dependencies import DbSession, Store
 from service.core.schemas import Page, page_params
+from service.core.storage import get_store
 from service.core.tenancy import TenantId
 from service.jobs import service
 from service.jobs.models import JobStatus
+from service.jobs.recovery import LostJobSweeper
 from service.jobs.schemas import JobCreate, JobList, JobOut
 
-router = APIRouter(prefix="/v1/fusion-jobs", tags=["fusion jobs"])
+
+@asynccontextmanager
+async def _sweep_lost_jobs(_app: FastAPI) -> AsyncIterator[None]:
+    """Every API process sweeps for jobs whose worker died, so that none stays `running` while no worker is left
+    to notice (service/jobs/recovery.py)."""
+    sweeper = LostJobSweeper(get_settings(), get_store())
+    sweeper.start()
+    try:
+        yield
+    finally:
+        sweeper.stop()
+
+
+router = APIRouter(prefix="/v1/fusion-jobs", tags=["fusion jobs"], lifespan=_sweep_lost_jobs)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=128,
+        description="Any unique string (a UUID): a retry of the request with the same key and spec returns the "
+        "job the first one created, with 200 instead of 202; the same key with another spec answers 409.",
+    ),
+]
 
 
 @router.post(
@@ -24,14 +52,26 @@ router = APIRouter(prefix="/v1/fusion-jobs", tags=["fusion jobs"])
     response_model=JobOut,
     summary="Start a fusion job",
     responses={
+        200: {"description": "A retry with the same Idempotency-Key: the job the first request created"},
+        409: {"description": "The Idempotency-Key was used before with a different spec"},
         422: {"description": "The spec does not fit the models or data; `problems` lists every issue"},
         503: {"description": "The job queue is unreachable; nothing was stored"},
     },
 )
-def create_job(spec: JobCreate, tenant_id: TenantId, session: DbSession) -> JobOut:
+def create_job(
+    spec: JobCreate,
+    tenant_id: TenantId,
+    session: DbSession,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     """Checks, before queueing, that every column exists, labels fit their task types, and every model
     input can be fed from the data. Poll `GET /v1/fusion-jobs/{id}` for progress."""
-    return JobOut.model_validate(service.create_job(session, tenant_id, spec))
+    job, created = service.create_job(session, tenant_id, spec, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.model_validate(job)
 
 
 @router.get("", response_model=JobList, summary="List fusion jobs, newest first")
@@ -68,5 +108,7 @@ def download_model(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession, s
     summary="Cancel a queued or running job",
     responses={409: {"description": "The job has finished already"}},
 )
-def cancel_job(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession) -> JobOut:
-    return JobOut.model_validate(service.cancel_job(session, tenant_id, job_id))
+def cancel_job(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession, store: Store) -> JobOut:
+    """A queued job answers `cancelled`; a running one `running` with `cancel_requested`, and its worker stops
+    within a few seconds. Either way the job's checkpoints are removed."""
+    return JobOut.model_validate(service.cancel_job(session, store, tenant_id, job_id))

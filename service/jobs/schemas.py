@@ -142,7 +142,10 @@ class JobOut(ApiModel):
     report: dict[str, Any] | None = Field(description="Per task: each source model, the fused model, baselines.")
     deployment: DeploymentRef | None
     cancel_requested: bool
-    attempts: int
+    attempts: int = Field(description="Runs started: 2 or more after a worker was lost and the job was requeued.")
+    resumed_from_epoch: int | None = Field(description="The epoch checkpoint the latest attempt resumed from.")
+    heartbeat_at: datetime | None = Field(description="The latest sign of life from the worker running the job.")
+    idempotency_key: str | None
     spec: dict[str, Any]
     created_at: datetime
     started_at: datetime | None

@@ -1,4 +1,4 @@
-"""Fusion job business logic: create (validate, record, queue), list, fetch, cancel."""
+"""Fusion job business logic: create (validate, record, queue; once per idempotency key), list, fetch, cancel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.database import utcnow
@@ -16,11 +17,19 @@ from service.core.storage import ArtifactStore
 from service.inference.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
+from service.jobs.recovery import remove_job_files
 from service.jobs.schemas import JobCreate
 from service.jobs.validation import resolve_and_check
 
 
-def create_job(session: Session, tenant_id: str, spec: JobCreate) -> FusionJob:
+def create_job(
+    session: Session, tenant_id: str, spec: JobCreate, idempotency_key: str | None = None
+) -> tuple[FusionJob, bool]:
+    """The job, and whether this request created it: False when `idempotency_key` names a job that an
+    earlier request with the same spec created (a client's retry), which is returned instead."""
+    request = spec.model_dump(mode="json")
+    if idempotency_key is not None and (earlier := _job_of_key(session, tenant_id, idempotency_key)) is not None:
+        return _replay(earlier, request, idempotency_key), False
     resolved = resolve_and_check(session, tenant_id, spec)
     if resolved.problems:
         count = len(resolved.problems)
@@ -28,24 +37,48 @@ def create_job(session: Session, tenant_id: str, spec: JobCreate) -> FusionJob:
     job = FusionJob(
         tenant_id=tenant_id,
         name=spec.name,
-        spec=spec.model_dump(mode="json"),
+        spec=request,
         dataset_id=spec.dataset_id,
         validation_dataset_id=spec.validation_dataset_id,
         test_dataset_id=spec.test_dataset_id,
         max_epochs=spec.hyperparameters.max_epochs,
         metrics=[],
         sources=list(resolved.models.values()),
+        idempotency_key=idempotency_key,
     )
     session.add(job)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two requests with one key at the same moment: the unique constraint let the first one in.
+        session.rollback()
+        earlier = _job_of_key(session, tenant_id, idempotency_key) if idempotency_key is not None else None
+        if earlier is None:
+            raise
+        return _replay(earlier, request, idempotency_key), False
     try:
         enqueue_fusion(job.id)
     except BaseException:
-        # Without a queued message the job would wait forever: better no job and a 503.
+        # Without a queued message the job would wait forever: better no job (and a free key) and a 503.
         session.delete(job)
         session.commit()
         raise
-    return job
+    return job, True
+
+
+def _job_of_key(session: Session, tenant_id: str, idempotency_key: str) -> FusionJob | None:
+    return session.scalars(
+        select(FusionJob).where(FusionJob.tenant_id == tenant_id, FusionJob.idempotency_key == idempotency_key)
+    ).first()
+
+
+def _replay(earlier: FusionJob, request: dict, idempotency_key: str) -> FusionJob:
+    if earlier.spec != request:
+        raise Conflict(
+            f"the Idempotency-Key '{idempotency_key}' was used before for a different job spec (job {earlier.id}); "
+            "send a new key for a new job, or repeat the first request unchanged"
+        )
+    return earlier
 
 
 def list_jobs(session: Session, tenant_id: str, page: Page, status: JobStatus | None = None) -> Sequence[FusionJob]:
@@ -72,17 +105,18 @@ def fused_model_file(session: Session, store: ArtifactStore, tenant_id: str, job
     return store.path(fused.sha256), f"{job.name}-v{job.deployed_version}.onnx"
 
 
-def cancel_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
-    """A queued job is cancelled at once; a running one is flagged, and its worker stops at the next step.
+def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
+    """A queued job is cancelled at once; a running one is flagged, and its worker stops within about a
+    second, ends it and removes its checkpoints (or, if that worker is gone, the lost-job sweep does).
 
     Conditional updates, so that a worker claiming the job at the same moment cannot be overwritten.
     """
     job = get_job(session, tenant_id, job_id)
-    session.execute(
+    cancelled_while_queued = session.execute(
         update(FusionJob)
         .where(FusionJob.id == job.id, FusionJob.status == JobStatus.QUEUED)
         .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=utcnow(), stage="cancelled")
-    )
+    ).rowcount
     session.execute(
         update(FusionJob)
         .where(FusionJob.id == job.id, FusionJob.status == JobStatus.RUNNING)
@@ -90,6 +124,9 @@ def cancel_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> FusionJob
     )
     session.commit()
     session.refresh(job)
+    if cancelled_while_queued:
+        # A job requeued after its worker was lost still holds that attempt's checkpoint.
+        remove_job_files(store, job.id)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Conflict(f"fusion job {job_id} has {job.status.value} already; there is nothing to cancel")
     return job

@@ -1,0 +1,135 @@
+"""Jobs whose worker vanished: requeued to resume from their last checkpoint, or ended.
+
+The worker running a job writes its heartbeat about once a second. A worker killed outright (SIGKILL,
+the OOM killer, a lost host) stops writing, and its queue message does not come back in useful time:
+the filesystem broker removed it on delivery, and Redis restores an unacknowledged message only after
+its visibility timeout, longer than the longest job. So every API process and every worker sweeps the
+job table on a timer. A running job whose heartbeat is older than `heartbeat_timeout_s` is:
+
+- cancelled, when a cancel was asked for (its worker can no longer act on it);
+- failed, when it has had `job_max_attempts` runs already (a job that kills its worker every time);
+- otherwise put back in the queue; the worker that takes it resumes from the last epoch checkpoint.
+
+Each change is conditional on the attempt number and the stale heartbeat the sweep read, so that of
+several sweepers exactly one acts on a job, and a worker that comes back to life after its job was
+requeued finds its writes fenced off (worker/lease.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+
+from service.core.config import Settings
+from service.core.database import session_scope, utcnow
+from service.core.storage import ArtifactStore
+from service.jobs.models import FusionJob, JobStatus
+from service.jobs.queue import enqueue_fusion
+
+log = logging.getLogger(__name__)
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    """How often a worker beats: several beats per timeout, so that one slow beat is no false alarm."""
+    return min(1.0, settings.heartbeat_timeout_s / 4)
+
+
+def sweep_interval_s(settings: Settings) -> float:
+    return min(30.0, settings.heartbeat_timeout_s / 4)
+
+
+def remove_job_files(store: ArtifactStore, job_id: uuid.UUID) -> None:
+    """A job's working files (epoch checkpoints) once nothing will resume it."""
+    shutil.rmtree(store.job_folder(job_id), ignore_errors=True)
+
+
+def recover_lost_jobs(settings: Settings, store: ArtifactStore) -> dict[uuid.UUID, JobStatus]:
+    """Requeue or end every running job whose worker is gone; returns what became of each."""
+    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
+    with session_scope() as session:
+        lost = session.execute(
+            select(FusionJob.id, FusionJob.attempts, FusionJob.cancel_requested).where(
+                FusionJob.status == JobStatus.RUNNING, _stale(cutoff)
+            )
+        ).all()
+    outcomes = {}
+    for job_id, attempts, cancel_requested in lost:
+        outcome = _recover(job_id, attempts, cancel_requested, cutoff, settings)
+        if outcome is None:
+            continue  # another sweeper or a worker got there first
+        outcomes[job_id] = outcome
+        if outcome.finished:
+            remove_job_files(store, job_id)
+        log.warning(
+            "job %s: no heartbeat for %g s, its worker is gone; now %s", job_id, settings.heartbeat_timeout_s, outcome
+        )
+    return outcomes
+
+
+def _recover(
+    job_id: uuid.UUID, attempts: int, cancel_requested: bool, cutoff: datetime, settings: Settings
+) -> JobStatus | None:
+    silence = f"{settings.heartbeat_timeout_s:g} s"
+    if cancel_requested:
+        outcome, values = JobStatus.CANCELLED, {"stage": "cancelled", "finished_at": utcnow()}
+    elif attempts >= settings.job_max_attempts:
+        outcome = JobStatus.FAILED
+        error = (
+            f"the worker running this job stopped sending heartbeats (none for {silence}), and the job has had "
+            f"{attempts} attempt(s), the most allowed (FUSEBOX_JOB_MAX_ATTEMPTS): not retried again. Workers "
+            "that die on a job are often out of memory; try a smaller batch_size"
+        )
+        values = {"stage": "failed", "error": error, "finished_at": utcnow()}
+    else:
+        outcome = JobStatus.QUEUED
+        values = {"stage": f"requeued after its worker was lost (no heartbeat for {silence})"}
+    with session_scope() as session:
+        changed = session.execute(
+            update(FusionJob)
+            .where(
+                FusionJob.id == job_id,
+                FusionJob.status == JobStatus.RUNNING,
+                FusionJob.attempts == attempts,
+                _stale(cutoff),
+            )
+            .values(status=outcome, **values)
+        ).rowcount
+        if changed and outcome == JobStatus.QUEUED:
+            # Sent before the commit: if the queue is down, the rollback leaves the job for the next sweep.
+            enqueue_fusion(job_id)
+    return outcome if changed else None
+
+
+def _stale(cutoff: datetime) -> ColumnElement[bool]:
+    return or_(FusionJob.heartbeat_at.is_(None), FusionJob.heartbeat_at < cutoff)
+
+
+class LostJobSweeper:
+    """Runs `recover_lost_jobs` at once and then every sweep interval, in a daemon thread, until stopped."""
+
+    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lost-job-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                recover_lost_jobs(self.settings, self.store)
+            except Exception:  # the database or the queue is down for a moment: the next sweep tries again
+                log.exception("sweeping for jobs with lost workers failed")
+            self._stopped.wait(sweep_interval_s(self.settings))

@@ -1,0 +1,70 @@
+"""A worker's hold on the job it runs: a heartbeat thread that also watches for cancel requests.
+
+The thread writes the job's heartbeat every interval, fenced by the attempt number (worker/state.py),
+and reads the job's cancel flag with the same statement, so the training loop only checks two events
+and never waits for the database. Heartbeats come from their own thread, so long steps without
+progress reports (source model outputs, export) do not look like a dead worker; a killed worker
+stops beating, and the lost-job sweep (service/jobs/recovery.py) requeues its job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from types import TracebackType
+
+from sqlalchemy import update
+
+from service.core.database import session_scope, utcnow
+from service.jobs.models import FusionJob
+from worker.state import held_by
+
+log = logging.getLogger(__name__)
+
+
+class JobLease:
+    def __init__(self, job_id: uuid.UUID, attempt: int, interval_s: float) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.interval_s = interval_s
+        self.cancel_requested = threading.Event()
+        self.lost = threading.Event()
+        """Set when the job is no longer this attempt's: requeued and taken by another worker, or ended."""
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.cancel_requested.is_set() or self.lost.is_set()
+
+    def __enter__(self) -> JobLease:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            try:
+                self._beat()
+            except Exception:  # a database hiccup: the sweep tolerates gaps up to the heartbeat timeout
+                log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+
+    def _beat(self) -> None:
+        with session_scope() as session:
+            row = session.execute(
+                update(FusionJob)
+                .where(*held_by(self.job_id, self.attempt))
+                .values(heartbeat_at=utcnow())
+                .returning(FusionJob.cancel_requested)
+            ).first()
+        if row is None:
+            self.lost.set()
+            self._stopped.set()
+        elif row.cancel_requested:
+            self.cancel_requested.set()
