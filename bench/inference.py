@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/inference.py [--fused var/bench/fused_frozen.onnx]
 
-Needs the models bench/census_fusion.py leaves under var/bench. Each configuration is timed in rounds
+Needs the models bench/census_fusion.py leaves under var/bench. Every session is made as the service
+makes its sessions (service/inference/runtime.py, settings from the environment). Each configuration is timed in rounds
 that alternate between the two sides, so both see the same machine; the table reports medians of the
 per-round times, the ratio fused / sum of sources, and writes bench/results/inference.json.
 """
@@ -16,15 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import onnx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fusion.akf.sources import SourceModel  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from fusion.intake.files import load_model_file  # noqa: E402
-from fusion.onnx_runtime import create_session  # noqa: E402
+from service.core.config import Settings  # noqa: E402
+from service.inference.runtime import create_session  # noqa: E402
 
 MODELS = ROOT / "var" / "bench" / "models"
 SOURCES = ["income_mlp", "income_dcn", "never_married_deepfm", "never_married_wide_deep"]
@@ -41,9 +41,9 @@ def main() -> None:
 
     data = load_census().test
     sources = [SourceModel(name, "task", load_model_file(MODELS / f"{name}.onnx")) for name in SOURCES]
-    source_sessions = [(create_session(s.model, threads=1), s) for s in sources]
-    fused = onnx.load(str(args.fused))
-    fused_session = create_session(fused, threads=1)
+    settings = Settings()
+    source_sessions = [(create_session(s.model.SerializeToString(), settings), s) for s in sources]
+    fused_session = create_session(str(args.fused), settings)
     fused_inputs = {value.name for value in fused_session.get_inputs()}
 
     rows = []

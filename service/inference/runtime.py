@@ -117,8 +117,9 @@ def providers(device: str | None) -> list[str | tuple[str, dict[str, str]]]:
     return [("CUDAExecutionProvider", {"device_id": device_id or "0"}), "CPUExecutionProvider"]
 
 
-def create_session(path: str, settings: Settings) -> ort.InferenceSession:
-    return ort.InferenceSession(path, session_options(settings), providers=providers(settings.inference_device))
+def create_session(model: str | bytes, settings: Settings) -> ort.InferenceSession:
+    """A session for a model file (path) or serialized model, as the service runs it."""
+    return ort.InferenceSession(model, session_options(settings), providers=providers(settings.inference_device))
 
 
 def _cardinalities(model: onnx.ModelProto) -> dict[str, int]:
