@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.core.config import get_settings
+from service.core.database import get_engine
 from service.core.storage import get_store
 from service.jobs.recovery import LostJobSweeper
 from worker.app import FUSION_TASK, celery_app
@@ -34,3 +35,9 @@ def _start_sweeping(**_: object) -> None:
 def _stop_sweeping(**_: object) -> None:
     while _sweepers:
         _sweepers.pop().stop()
+
+
+@worker_process_init.connect
+def _own_database_connections(**_: object) -> None:
+    """A prefork child must not share the sweeper's pooled connections, which it inherited from its parent."""
+    get_engine().dispose(close=False)

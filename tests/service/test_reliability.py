@@ -1,10 +1,11 @@
 """Jobs that survive faults, on PostgreSQL + Redis with real worker processes killed for real: a worker
 killed mid-epoch (the job resumes from its epoch checkpoint, with the API restarted meanwhile), a worker
 that vanished (its job requeued, then failed once out of attempts), a deterministic failure (failed once),
-cancelling (checkpoints removed, nothing else), and idempotent job creation.
+cancelling (checkpoints removed, nothing else), and idempotent job creation. The kill-and-resume test
+runs once more on the embedded defaults (SQLite, the filesystem broker).
 
-The stack is this module's own: a short heartbeat timeout, and its own database and Redis database, so
-that killing its workers touches no other test's jobs.
+The stacks are this module's own: a short heartbeat timeout, and their own databases and Redis database,
+so that killing their workers touches no other test's jobs.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pandas as pd
-import psycopg
 import pytest
 import redis
+import sqlalchemy
 
 from fusion.training import checkpoint_epoch
 from tests.service.conftest import (
@@ -45,17 +47,24 @@ RECOVERY_S = 30
 """Ample time for a lost job to be noticed (the heartbeat timeout plus a sweep) and for a worker to start."""
 
 
+@contextmanager
+def fast_recovery_environment() -> Iterator[None]:
+    """start_stack passes os.environ on; each stack keeps its own copy for the processes it restarts."""
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("FUSEBOX_HEARTBEAT_TIMEOUT_S", str(HEARTBEAT_TIMEOUT_S))
+        environment.setenv("FUSEBOX_JOB_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+        # Steps on 16 rows gain nothing from threads, and lose a lot to them when other tests share the cores.
+        environment.setenv("OMP_NUM_THREADS", "1")
+        yield
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """PostgreSQL + Redis."""
     queue = redis.Redis.from_url(f"{REDIS}/{REDIS_DB}")
     queue.flushdb()
     with fresh_postgres() as database:
-        with pytest.MonkeyPatch.context() as environment:
-            # start_stack passes os.environ on; the stack keeps its own copy for the processes it restarts.
-            environment.setenv("FUSEBOX_HEARTBEAT_TIMEOUT_S", str(HEARTBEAT_TIMEOUT_S))
-            environment.setenv("FUSEBOX_JOB_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
-            # Steps on 16 rows gain nothing from threads, and lose a lot to them when other tests share the cores.
-            environment.setenv("OMP_NUM_THREADS", "1")
+        with fast_recovery_environment():
             stack = start_stack(tmp_path_factory.mktemp("reliability"), database, f"{REDIS}/{REDIS_DB}")
         try:
             yield stack
@@ -66,7 +75,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """SQLite and kombu's filesystem broker, which forgets a message once delivered."""
+    folder = tmp_path_factory.mktemp("reliability-embedded")
+    with fast_recovery_environment():
+        stack = start_stack(folder, f"sqlite:///{folder / 'var' / 'fusebox.db'}", "filesystem://")
+    yield stack
+    stack.stop()
+
+
+def upload_sources(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
+    """The census models and 2000 rows uploaded: a quick job spec on them."""
     with stack.client() as client:
         models = {}
         for source in source_files:
@@ -82,6 +101,11 @@ def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) ->
         "validation_fraction": 0.25,
         "hyperparameters": {"max_epochs": 1, "batch_size": 256},
     }
+
+
+@pytest.fixture(scope="module")
+def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
+    return upload_sources(stack, source_files, data_files)
 
 
 def slow(spec: dict, name: str, epochs: int) -> dict:
@@ -147,9 +171,44 @@ def restart_api(stack: Stack) -> None:
     raise AssertionError(f"the API did not come back\n{stack.logs()}")
 
 
-def count_rows(stack: Stack, query: str, *parameters: object) -> int:
-    with psycopg.connect(stack.env["DATABASE_URL"]) as connection:
-        return connection.execute(query, parameters).fetchone()[0]
+def count_rows(stack: Stack, query: str, **parameters: object) -> int:
+    url = stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text(query), parameters).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def start_and_kill_mid_epoch(stack: Stack, spec: dict, name: str) -> tuple[str, int]:
+    """A 4-epoch job, its worker killed once the first checkpoint exists; the job id and checkpointed epoch."""
+    with stack.client() as client:
+        job_id = client.post("/v1/fusion-jobs", json=slow(spec, name, epochs=4)).json()["id"]
+        wait_until(checkpointed(stack, job_id), stack, timeout=120)
+        kill_workers(stack)
+        last_epoch = checkpoint_epoch(job_folder(stack, job_id) / "checkpoint.pt")
+        assert last_epoch >= 1 and job_of(client, job_id)["status"] == "running"
+    return job_id, last_epoch
+
+
+def assert_resumed_once(stack: Stack, job_id: str, name: str, last_epoch: int) -> None:
+    """Succeeded on the second attempt from the checkpoint, with one fused model and one deployment."""
+    with stack.client() as client:
+        final = wait_for_job(client, job_id, stack, timeout=120)
+        assert final["status"] == "succeeded", f"{final['error']}\n{stack.logs()}"
+        assert final["attempts"] == 2 and final["resumed_from_epoch"] == last_epoch
+        assert [entry["epoch"] for entry in final["metrics"]] == [1, 2, 3, 4]
+        assert final["deployment"]["version"] == 1
+        assert client.get(f"/v2/models/{name}").json()["versions"] == ["1"]
+    fused = (
+        "SELECT count(*) FROM fused_models JOIN fusion_jobs ON fusion_jobs.id = job_id WHERE fusion_jobs.name = :name"
+    )
+    assert count_rows(stack, fused, name=name) == 1
+    assert count_rows(stack, "SELECT count(*) FROM deployments WHERE name = :name", name=name) == 1
+    assert not job_folder(stack, job_id).exists()
+    log = "\n".join(path.read_text() for path in stack.folder.glob("worker*.log"))
+    assert f"job {job_id}: resuming from the checkpoint of epoch {last_epoch}" in log
 
 
 def test_idempotency_key_returns_the_first_job(stack: Stack, spec: dict) -> None:
@@ -176,7 +235,7 @@ def test_idempotency_key_returns_the_first_job(stack: Stack, spec: dict) -> None
             )
         assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 202]
         assert len({answer.json()["id"] for answer in answers}) == 1
-        assert count_rows(stack, "SELECT count(*) FROM fusion_jobs WHERE name = %s", spec["name"]) == 2
+        assert count_rows(stack, "SELECT count(*) FROM fusion_jobs WHERE name = :name", name=spec["name"]) == 2
         for job_id in (first.json()["id"], answers[0].json()["id"]):
             assert wait_for_job(client, job_id, stack)["status"] == "succeeded"
 
@@ -223,27 +282,19 @@ def test_cancel_stops_jobs_and_removes_only_their_checkpoints(stack: Stack, spec
 
 
 def test_killed_worker_resumes_from_its_checkpoint(stack: Stack, spec: dict) -> None:
-    with stack.client() as client:
-        job_id = client.post("/v1/fusion-jobs", json=slow(spec, "resumed", epochs=4)).json()["id"]
-        wait_until(checkpointed(stack, job_id), stack, timeout=120)
-        kill_workers(stack)
-        last_epoch = checkpoint_epoch(job_folder(stack, job_id) / "checkpoint.pt")
-        assert last_epoch >= 1 and job_of(client, job_id)["status"] == "running"
-
+    job_id, last_epoch = start_and_kill_mid_epoch(stack, spec, "resumed")
     restart_api(stack)  # the API holds nothing of a job: a new process carries on
     start_worker(stack)
-    with stack.client() as client:
-        final = wait_for_job(client, job_id, stack, timeout=120)
-        assert final["status"] == "succeeded", f"{final['error']}\n{stack.logs()}"
-        assert final["attempts"] == 2 and final["resumed_from_epoch"] == last_epoch
-        assert [entry["epoch"] for entry in final["metrics"]] == [1, 2, 3, 4]
-        assert final["deployment"]["version"] == 1
-        assert client.get("/v2/models/resumed").json()["versions"] == ["1"]
-    assert count_rows(stack, "SELECT count(*) FROM fused_models WHERE job_id = %s", uuid.UUID(job_id)) == 1
-    assert count_rows(stack, "SELECT count(*) FROM deployments WHERE name = %s", "resumed") == 1
-    assert not job_folder(stack, job_id).exists()
-    log = "\n".join(path.read_text() for path in stack.folder.glob("worker*.log"))
-    assert f"job {job_id}: resuming from the checkpoint of epoch {last_epoch}" in log
+    assert_resumed_once(stack, job_id, "resumed", last_epoch)
+
+
+def test_killed_worker_resumes_on_the_embedded_defaults(
+    embedded: Stack, source_files: list[SourceFile], data_files: DataFiles
+) -> None:
+    spec = upload_sources(embedded, source_files, data_files)
+    job_id, last_epoch = start_and_kill_mid_epoch(embedded, spec, "resumed")
+    start_worker(embedded)
+    assert_resumed_once(embedded, job_id, "resumed", last_epoch)
 
 
 def test_vanished_worker_requeues_then_fails_the_job(stack: Stack, spec: dict) -> None:
@@ -267,4 +318,3 @@ def test_vanished_worker_requeues_then_fails_the_job(stack: Stack, spec: dict) -
         failed = job_of(client, job_id)
         assert failed["attempts"] == MAX_ATTEMPTS and "stopped sending heartbeats" in failed["error"]
         assert not job_folder(stack, job_id).exists()
-    start_worker(stack)
