@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     artifact_root: Path | None = Field(default=None, description="Content-addressed files; default var_dir/artifacts.")
     migrate_on_startup: bool = True
+    auth_cache_s: float = Field(
+        default=2.0, ge=0, description="How long a key found valid is trusted before the database is asked again."
+    )
     bootstrap_tenant: bool = Field(
         default=True, description="At first start, with no tenant at all, create `local` and save its key."
     )

@@ -3,30 +3,47 @@
 Every resource belongs to one tenant and every query filters by it, so that another tenant's resource
 answers 404 exactly like a missing one. Routes ask for `TenantId`; health and metadata routes that must
 answer without a key simply don't.
+
+A key found valid is remembered for `FUSEBOX_AUTH_CACHE_S` (a revoked key stops working within that
+time): inference requests then cost no database round trip and hold no pooled connection.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from service.core.dependencies import DbSession
-from service.tenants.service import tenant_of_key
+from service.core.config import get_settings
+from service.core.database import get_session_factory
+from service.tenants.service import hash_key, tenant_of_hash
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `fusebox admin issue-key TENANT`.")
+_valid_keys: dict[str, tuple[str, float]] = {}
+"""sha256 of a key -> (its tenant, when to ask the database again)."""
 
 
-def current_tenant(
-    session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
+async def current_tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
-    tenant_id = tenant_of_key(session, credentials.credentials)
+    digest = hash_key(credentials.credentials)
+    known = _valid_keys.get(digest)
+    if known is not None and known[1] > time.monotonic():
+        return known[0]
+    tenant_id = await run_in_threadpool(_look_up, digest)
     if tenant_id is None:
+        _valid_keys.pop(digest, None)
         raise _unauthorized("the API key is not valid or has been revoked: ask your administrator for a new one")
+    _valid_keys[digest] = (tenant_id, time.monotonic() + get_settings().auth_cache_s)
     return tenant_id
+
+
+def _look_up(digest: str) -> str | None:
+    with get_session_factory()() as session:
+        return tenant_of_hash(session, digest)
 
 
 def _unauthorized(message: str) -> HTTPException:

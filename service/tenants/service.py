@@ -87,8 +87,6 @@ def revoke_key(session: Session, key: str) -> ApiKey:
     return key
 
 
-def tenant_of_key(session: Session, secret: str) -> str | None:
-    """The tenant a live key belongs to, or None for an unknown or revoked key."""
-    return session.scalar(
-        select(ApiKey.tenant_id).where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
-    )
+def tenant_of_hash(session: Session, key_hash: str) -> str | None:
+    """The tenant a live key (given by its hash) belongs to, or None for an unknown or revoked key."""
+    return session.scalar(select(ApiKey.tenant_id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
