@@ -4,17 +4,20 @@ import { s } from "../dom.js";
 import { yAxis } from "./axes.js";
 import { linear, niceTicks } from "./scale.js";
 
-const BAR = 26;
-const BAR_GAP = 6;
-const GROUP_GAP = 36;
-const HEIGHT = 330;
-const MARGIN = { top: 64, right: 16, bottom: 120, left: 54 };
+const BAR = 34;
+const BAR_GAP = 8;
+const GROUP_GAP = 48;
+const HEIGHT = 360;
+const MARGIN = { top: 70, right: 16, bottom: 124, left: 84 };
+const LABEL_CHARS = 18;
+const LEGEND_CHAR = 6.2;
 
 /** groups: [{label, bars: [{label, value, kind}]}]; kinds: source, baseline, fused, exported, fallback. */
 export function barChart({ title, groups, legend }) {
   const values = groups.flatMap((group) => group.bars.map((bar) => bar.value)).filter((v) => v !== null);
   const groupWidths = groups.map((group) => group.bars.length * (BAR + BAR_GAP) - BAR_GAP);
-  const width = MARGIN.left + groupWidths.reduce((sum, w) => sum + w + GROUP_GAP, 0) + MARGIN.right;
+  const barsWidth = MARGIN.left + groupWidths.reduce((sum, w) => sum + w + GROUP_GAP, 0) + MARGIN.right;
+  const width = Math.max(barsWidth, MARGIN.left + legendWidth(legend) + MARGIN.right);
   const bottom = HEIGHT - MARGIN.bottom;
   const [low, high] = valueRange(values);
   const y = linear([low, high], [bottom, MARGIN.top]);
@@ -49,7 +52,8 @@ function valueRange(values) {
   const min = Math.min(...values);
   const max = Math.max(...values);
   const span = max - min || Math.abs(max) * 0.05 || 0.05;
-  return [Math.max(min >= 0 ? 0 : -Infinity, min - span), max + span * 0.15];
+  const low = min - span;
+  return [min >= 0 ? Math.max(low, 0) : low, max + span * 0.15];
 }
 
 function drawGroup(group, left, bottom, y, width) {
@@ -65,12 +69,8 @@ function drawGroup(group, left, bottom, y, width) {
         { x, y: top, width: BAR, height: Math.max(bottom - top, 0), dataset: { kind: bar.kind, value: label } },
         s("title", {}, `${group.label} · ${bar.label}: ${label}`),
       ),
-      s("text", { x: x + BAR / 2 + 3, y: top - 4, transform: `rotate(-90 ${x + BAR / 2 + 3} ${top - 4})` }, label),
-      s(
-        "text",
-        { x: x + BAR / 2, y: bottom + 12, "text-anchor": "end", transform: `rotate(-40 ${x + BAR / 2} ${bottom + 12})` },
-        bar.label,
-      ),
+      s("text", { x: x + BAR / 2, y: top - 5, "text-anchor": "middle", class: "value" }, label),
+      slanted(shorten(bar.label), x + BAR / 2, bottom + 12),
     );
   });
   return s(
@@ -94,8 +94,25 @@ function drawLegend(entries, x, y) {
         s("rect", { x: offset, y: y - 9, width: 10, height: 10 }),
         s("text", { x: offset + 14, y }, label),
       );
-      offset += 22 + label.length * 6.2;
+      offset += legendItemWidth(label);
       return item;
     }),
   );
+}
+
+function legendItemWidth(label) {
+  return 24 + label.length * LEGEND_CHAR;
+}
+
+function legendWidth(entries) {
+  return entries.reduce((total, { label }) => total + legendItemWidth(label), 0);
+}
+
+function shorten(label) {
+  return label.length > LABEL_CHARS ? `${label.slice(0, LABEL_CHARS - 1)}…` : label;
+}
+
+/** A label under a bar, slanted so that long names fit. */
+function slanted(text, x, y) {
+  return s("text", { x, y, "text-anchor": "end", transform: `rotate(-40 ${x} ${y})` }, text);
 }

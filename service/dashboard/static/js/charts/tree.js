@@ -8,7 +8,7 @@ const LEAF_HEIGHT = 44;
 const PAD = 10;
 const HEADER = 34;
 const GAP = 16;
-const CHAR = 6.4;
+const CHAR = 7;
 const MIN_WIDTH = 150;
 
 export function componentTree(components, title) {

@@ -31,7 +31,10 @@ export async function render(root, { signal }) {
       {},
       h("legend", {}, "Data"),
       field("Training dataset", datasetSelect("dataset_id", datasets.items)),
-      field("Validation dataset", datasetSelect("validation_dataset_id", datasets.items, "a fraction of the training rows")),
+      field(
+        "Validation dataset",
+        datasetSelect("validation_dataset_id", datasets.items, "a fraction of the training rows"),
+      ),
       field(
         "Validation fraction (without a validation dataset)",
         input("validation_fraction", "number", 0.1, { step: "any", min: 0.01, max: 0.9 }),

@@ -12,7 +12,7 @@ export function render(root, onSignedIn) {
     "form",
     { class: "sign-in card" },
     h("h1", {}, "Sign in"),
-    h("p", { class: "muted" }, "The dashboard acts with your API key, sent with every request and kept in this tab only."),
+    h("p", { class: "muted" }, "The dashboard acts with your API key: sent with each request, kept in this tab only."),
     h("label", { for: "api-key" }, "API key"),
     input,
     h("button", { type: "submit" }, "Sign in"),

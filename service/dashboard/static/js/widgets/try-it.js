@@ -22,7 +22,7 @@ export async function tryIt(deployment, columns, signal) {
         h(
           "label",
           {},
-          h("span", {}, field.column),
+          h("span", { title: field.column }, field.column),
           h("input", {
             type: "number",
             name: field.column,
