@@ -43,7 +43,7 @@ HEARTBEAT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 2
 REDIS_DB = 12
 """Not the session's database 13: the workers of other stacks must not take this module's jobs."""
-RECOVERY_S = 30
+RECOVERY_S = 60
 """Ample time for a lost job to be noticed (the heartbeat timeout plus a sweep) and for a worker to start."""
 
 
