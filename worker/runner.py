@@ -36,7 +36,8 @@ def run_fusion_job(job_id: uuid.UUID) -> None:
         # Checkpoints only serve a later attempt of a job that has not ended; this one has.
         remove_job_files(store, job_id)
     else:
-        log.warning("job %s: attempt %d lost the job to another worker; its files are that worker's", job_id, attempt)
+        # This worker fell silent past the heartbeat timeout: the job was requeued (or ended) without it.
+        log.warning("job %s: attempt %d no longer holds the job; leaving its files to whoever does", job_id, attempt)
 
 
 def _run(reporter: JobReporter, store: ArtifactStore, device: str | None) -> bool:
