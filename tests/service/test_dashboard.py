@@ -89,6 +89,19 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
+def test_dashboard_files_are_served_without_a_key(pg_stack: Stack) -> None:
+    with pg_stack.client(api_key="") as client:
+        index = client.get("/")
+        script = client.get("/dashboard/js/main.js")
+        outside = client.get("/dashboard/%2E%2E/%2E%2E/pyproject.toml")  # reaches the route as ../../
+        missing = client.get("/dashboard/js/nothing.js")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/dashboard/js/main.js">' in index.text
+    assert "default-src 'self'" in index.headers["content-security-policy"]
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert outside.status_code == missing.status_code == 404
+
+
 def test_sign_in_and_model_component_tree(page: Page, pg_stack: Stack, uploaded: dict[str, dict]) -> None:
     page.fill("#api-key", "fbx_not-a-key")
     page.click("form.sign-in button[type=submit]")

@@ -1,6 +1,7 @@
 """GET /v1/fusion-jobs/{id}/events on the real stack (API, worker, database): the stream of a running job
 carries its status changes, progress and every epoch's metrics as they happen, then one `done` event with
-the finished job, and ends. On PostgreSQL + Redis and on the embedded defaults (SQLite)."""
+the finished job, and ends. On PostgreSQL + Redis and on the embedded defaults (SQLite). Also the
+deployments list that the dashboard reads beside it."""
 
 from __future__ import annotations
 
@@ -147,3 +148,22 @@ def test_another_tenant_sees_404(stack: Stack, followed: tuple[dict, list[Receiv
     with stack.client(api_key=key) as other:
         response = other.get(f"/v1/fusion-jobs/{job['id']}/events")
     assert response.status_code == 404
+
+
+def test_the_followed_job_is_listed_among_deployments(stack: Stack, followed: tuple[dict, list[Received]]) -> None:
+    job, _ = followed
+    with stack.client() as client:
+        listed = client.get("/v1/deployments", params={"name": "events"}).json()["items"]
+        nothing = client.get("/v1/deployments", params={"name": "no-such-name"}).json()["items"]
+    other_key = stack.admin("create-tenant", f"events-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+    with stack.client(api_key=other_key) as other:
+        others = other.get("/v1/deployments").json()["items"]
+    assert nothing == [] and others == []
+    [deployment] = listed
+    assert (deployment["name"], deployment["version"], deployment["latest"]) == ("events", 1, True)
+    assert deployment["job_id"] == job["id"] and deployment["strategy"] == "frozen"
+    assert deployment["predict_url"] == "/v1/predict/events"
+    assert deployment["infer_url"] == job["deployment"]["infer_url"]
+    answered_by = {task["task"]: task["answered_by"] for task in job["report"]["tasks"]}
+    assert {task["name"]: task["answered_by"] for task in deployment["tasks"]} == answered_by
+    assert set(deployment["input_columns"]) >= {"age", "education"}
