@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from service.core.database import get_session_factory
@@ -33,12 +33,12 @@ EXAMPLE = (
         404: {"description": "No such job"},
     },
 )
-def job_event_stream(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession) -> StreamingResponse:
+def job_event_stream(job_id: uuid.UUID, tenant_id: TenantId, session: DbSession, request: Request) -> StreamingResponse:
     """Events, each `event: NAME` and `data: JSON`: `status` (status, stage, attempts, cancel_requested),
     `progress` (percent, epoch, max_epochs), `epoch` (one per finished epoch: train loss and each task's
     validation metric), and last `done` (the whole job, with its report or error), after which the stream
     ends. A client that connects mid-job first gets everything so far. Only changes are sent (the job row
     is read every 0.5 s), with a comment line every 15 s of silence."""
     get_job(session, tenant_id, job_id)  # 404 before the stream starts
-    stream = job_events(get_session_factory(), tenant_id, job_id)
+    stream = job_events(get_session_factory(), tenant_id, job_id, request.is_disconnected)
     return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)

@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,13 +85,16 @@ async def job_events(
     session_factory: Callable[[], Session],
     tenant_id: str,
     job_id: uuid.UUID,
+    disconnected: Callable[[], Awaitable[bool]],
     poll_interval_s: float = POLL_INTERVAL_S,
 ) -> AsyncIterator[str]:
-    """Server-sent events, encoded, until the job has finished (or its row disappeared)."""
+    """Server-sent events, encoded, until the job has finished, its row disappeared or the client left
+    (asked before each poll: a client gone during a quiet stretch would otherwise be noticed only when
+    the next write fails)."""
     yield f"retry: {RETRY_MS}\n\n"
     watch = JobWatch()
     last_sent = time.monotonic()
-    while True:
+    while not await disconnected():
         job = await run_in_threadpool(read_job, session_factory, tenant_id, job_id)
         if job is None:
             return

@@ -40,6 +40,10 @@ async function follow(id, view, signal) {
       await readEvents(`/v1/fusion-jobs/${id}/events`, onEvent, signal);
     } catch (error) {
       if (signal.aborted) return;
+      if (error.status === 404) {
+        view.notice(`The job is gone: ${error.message}`);
+        return;
+      }
       view.notice(`Live updates interrupted (${error.message}); reconnecting…`);
     }
     if (!done) await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
