@@ -20,10 +20,11 @@ import time
 import warnings
 from pathlib import Path
 
-import httpx
 import pandas as pd
 
-from fusion.akf.report import FusionReport
+from service.client import FuseboxClient, FuseboxError
+from service.client.display import JobProgress, report_table
+from service.client.models import Dataset, Job, SourceModel
 from service.core.config import get_settings
 
 FOLDER = Path("var/demo")
@@ -33,7 +34,6 @@ SOURCES = [  # (family, task, exporter): two architectures per task, both PyTorc
     ("deepfm", "never_married", "dynamo"),
     ("wide_deep", "never_married", "legacy"),
 ]
-FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 def main() -> int:
@@ -48,49 +48,53 @@ def main() -> int:
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    client = httpx.Client(base_url=args.url, timeout=300)
-    _wait_for_api(client)
-    client.headers["Authorization"] = f"Bearer {args.api_key or _local_key()}"
-
-    step("Census-Income data")
-    frames = _census_files()
-    step("Source models")
-    files = _source_models(args.source_epochs)
-    step("Uploading models and data")
-    models = {task: [] for _, task, _ in SOURCES}
-    for (family, task, _), (path, weights) in zip(SOURCES, files, strict=True):
-        model = _upload_model(client, f"{task}_{family}", task, path, weights)
-        models[task].append(model["id"])
-        summary = model["decomposition"]
-        print(f"  {model['name']:<26} {summary['parameter_count']:>7,} parameters, "
-              f"{summary['body_components']} body components")  # fmt: skip
-    datasets = {split: _upload_dataset(client, path, split) for split, path in frames.items()}
-    for split, dataset in datasets.items():
-        print(f"  dataset {split:<11} {dataset['rows']:>8,} rows, {len(dataset['columns'])} columns")
-
-    step("Fusion job")
-    spec = {
-        "name": "census",
-        "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
-        "dataset_id": datasets["train"]["id"],
-        "validation_dataset_id": datasets["validation"]["id"],
-        "test_dataset_id": datasets["test"]["id"],
-        "strategy": "frozen",
-        "hyperparameters": {"max_epochs": args.fusion_epochs, "patience": 1},
-    }
-    job = _check(client.post("/v1/fusion-jobs", json=spec), 202)
-    print(f"  POST /v1/fusion-jobs -> {job['id']} ({job['status']})")
-    job = _follow(client, job["id"])
-    if job["status"] != "succeeded":
-        print(f"job {job['status']}: {job['error']}", file=sys.stderr)
+    with FuseboxClient(args.url, args.api_key or _local_key(), timeout_s=300) as client:
+        _wait_for_api(client)
+        job = _example(client, args.source_epochs, args.fusion_epochs)
+    if job.status != "succeeded":
+        print(f"job {job.status}: {job.error}", file=sys.stderr)
         return 1
-    print(FusionReport.from_dict(job["report"]).format_table())
-
-    step(f"Inference: version {job['deployment']['version']} of 'census'")
-    _query(client, pd.read_parquet(frames["test"]).head(4))
     print(f"\nfinished in {time.perf_counter() - started:.0f}s. The service keeps running on {args.url} "
           f"(API docs: {args.url}/docs); `make stop` stops it.")  # fmt: skip
     return 0
+
+
+def _example(client: FuseboxClient, source_epochs: int, fusion_epochs: int) -> Job:
+    step("Census-Income data")
+    frames = _census_files()
+    step("Source models")
+    files = _source_models(source_epochs)
+    step("Uploading models and data")
+    models: dict[str, list[str]] = {task: [] for _, task, _ in SOURCES}
+    for (family, task, _), (path, weights) in zip(SOURCES, files, strict=True):
+        model = _upload_model(client, f"{task}_{family}", task, path, weights)
+        models[task].append(str(model.id))
+        summary = model.decomposition
+        print(f"  {model.name:<26} {summary.parameter_count:>7,} parameters, "
+              f"{summary.body_components} body components")  # fmt: skip
+    datasets = {split: _upload_dataset(client, path, split) for split, path in frames.items()}
+    for split, dataset in datasets.items():
+        print(f"  dataset {split:<11} {dataset.rows:>8,} rows, {len(dataset.columns)} columns")
+
+    step("Fusion job")
+    job = client.create_job(
+        {
+            "name": "census",
+            "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
+            "dataset_id": str(datasets["train"].id),
+            "validation_dataset_id": str(datasets["validation"].id),
+            "test_dataset_id": str(datasets["test"].id),
+            "strategy": "frozen",
+            "hyperparameters": {"max_epochs": fusion_epochs, "patience": 1},
+        }
+    )
+    print(f"  POST /v1/fusion-jobs -> {job.id} ({job.status})")
+    job = client.wait_for_job(job.id, on_update=JobProgress(sys.stdout), poll_interval_s=0.5)
+    if job.status == "succeeded":
+        print(report_table(job))
+        step(f"Inference: version {job.deployment.version} of 'census'")
+        _query(client, pd.read_parquet(frames["test"]).head(4))
+    return job
 
 
 def step(title: str) -> None:
@@ -104,16 +108,16 @@ def _local_key() -> str:
     return key_file.read_text().strip()
 
 
-def _wait_for_api(client: httpx.Client, timeout: float = 60) -> None:
+def _wait_for_api(client: FuseboxClient, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if client.get("/v2/health/ready").status_code == 200:
+            if client.server_ready():
                 return
-        except httpx.TransportError:
+        except FuseboxError:
             pass
         time.sleep(0.5)
-    raise SystemExit(f"the API at {client.base_url} did not answer; see var/log/api.log")
+    raise SystemExit(f"the API at {client.url} did not answer; see var/log/api.log")
 
 
 def _census_files() -> dict[str, Path]:
@@ -166,80 +170,34 @@ def _train(family: str, task_name: str, exporter: str, epochs: int, path: Path) 
     print(f"  {path}: trained {epochs} epochs in {time.perf_counter() - started:.0f}s, test AUC {auc:.4f}")
 
 
-def _upload_model(client: httpx.Client, name: str, task: str, path: Path, weights: Path | None) -> dict:
-    existing = client.get("/v1/models", params={"name": name}).json()["items"]
-    if existing:
-        return existing[0]
-    with path.open("rb") as model_file:
-        files = {"file": (path.name, model_file)}
-        if weights is None:
-            return _check(client.post("/v1/models", files=files, data={"name": name, "task": task}), 201)
-        with weights.open("rb") as weights_file:
-            files["weights"] = (weights.name, weights_file)
-            return _check(client.post("/v1/models", files=files, data={"name": name, "task": task}), 201)
+def _upload_model(client: FuseboxClient, name: str, task: str, path: Path, weights: Path | None) -> SourceModel:
+    existing = client.list_models(name=name)
+    return existing[0] if existing else client.upload_model(path, name=name, task=task, weights=weights)
 
 
-def _upload_dataset(client: httpx.Client, path: Path, split: str) -> dict:
+def _upload_dataset(client: FuseboxClient, path: Path, split: str) -> Dataset:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    for dataset in client.get("/v1/datasets", params={"limit": 500}).json()["items"]:
-        if dataset["upload_sha256"] == digest:
+    for dataset in client.list_datasets(limit=500):
+        if dataset.upload_sha256 == digest:
             return dataset
-    with path.open("rb") as handle:
-        return _check(client.post("/v1/datasets", files={"file": (path.name, handle)}, data={"name": split}), 201)
+    return client.upload_dataset(path, name=split)
 
 
-def _follow(client: httpx.Client, job_id: str) -> dict:
-    """Poll the job and draw a progress bar; stages and each epoch's validation metrics stay on screen.
-
-    On a terminal the bar redraws in place; into a file or pipe it is written every 10%.
-    """
-    live = sys.stdout.isatty()
-    shown_epochs, stage, drawn = 0, None, -100.0
-    while True:
-        job = _check(client.get(f"/v1/fusion-jobs/{job_id}"), 200)
-        notes = [f"- {job['stage']}"] if job["stage"] != stage and job["status"] not in FINISHED else []
-        stage = job["stage"]
-        for entry in job["metrics"][shown_epochs:]:
-            metrics = "  ".join(f"{task} {value:.4f}" for task, value in entry["validation"].items() if value)
-            notes.append(f"epoch {entry['epoch']}: train loss {entry['train_loss']:.4f} | validation AUC {metrics}")
-        shown_epochs = len(job["metrics"])
-        for note in notes:
-            print(("\r  " if live else "  ") + note.ljust(70))
-        finished = job["status"] in FINISHED
-        if live or finished or job["progress"] - drawn >= 10:
-            drawn = job["progress"]
-            filled = int(drawn / 100 * 30)
-            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {drawn:5.1f}%  epoch {job['epoch']}/{job['max_epochs']}"
-            print(f"\r  {bar}  {job['status']}" if live else f"  {bar}", end="" if live else "\n", flush=True)
-        if finished:
-            if live:
-                print()
-            return job
-        time.sleep(0.5)
-
-
-def _query(client: httpx.Client, rows: pd.DataFrame) -> None:
-    metadata = _check(client.get("/v2/models/census"), 200)
+def _query(client: FuseboxClient, rows: pd.DataFrame) -> None:
+    metadata = client.model_metadata("census")
     inputs = [
-        {"name": spec["name"], "shape": [len(rows)], "datatype": spec["datatype"], "data": rows[spec["name"]].tolist()}
-        for spec in metadata["inputs"]
+        {"name": spec.name, "shape": [len(rows)], "datatype": spec.datatype, "data": rows[spec.name].tolist()}
+        for spec in metadata.inputs
     ]
     print(f"  POST /v2/models/census/infer  ({len(inputs)} inputs, {len(rows)} rows)")
-    answer = _check(client.post("/v2/models/census/infer", json={"inputs": inputs}), 200)
-    for output in answer["outputs"]:
-        print(f"    {output['name']:<14} {output['datatype']} {output['shape']}: "
-              + ", ".join(f"{value:.4f}" for value in output["data"]))  # fmt: skip
+    for output in client.infer("census", inputs).outputs:
+        print(f"    {output.name:<14} {output.datatype} {output.shape}: "
+              + ", ".join(f"{value:.4f}" for value in output.data))  # fmt: skip
     print("  POST /v1/predict/census  (records in, predictions out)")
     records = rows.drop(columns=["income", "never_married"]).to_dict("records")
-    predictions = _check(client.post("/v1/predict/census", json={"records": records}), 200)["predictions"]
+    predictions = client.predict("census", records).predictions
     for (_, row), prediction in zip(rows.iterrows(), predictions, strict=True):
         print("    " + "  ".join(f"{task} {prediction[task]:.4f} (label {row[task]:.0f})" for task in prediction))
-
-
-def _check(response: httpx.Response, status: int) -> dict:
-    if response.status_code != status:
-        raise SystemExit(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
-    return response.json()
 
 
 if __name__ == "__main__":

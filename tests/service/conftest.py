@@ -30,7 +30,8 @@ from fusion.zoo import build_single_task_model, export_onnx, train_model
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379"
-REDIS_TEST_DB = 13
+REDIS_TEST_DBS = range(1, 16)
+"""Databases a test stack may claim; 0 is left to whatever else runs on this Redis."""
 LIMITS = {
     "FUSEBOX_MAX_MODEL_BYTES": str(4 * 2**20),
     "FUSEBOX_MAX_DATASET_BYTES": str(4 * 2**20),
@@ -173,14 +174,30 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def fresh_redis() -> Iterator[str]:
+    """A Redis database no other test session is using (claimed with a lock key), emptied before and after:
+    two test sessions on one machine must not take each other's job messages."""
+    for number in REDIS_TEST_DBS:
+        client = redis.Redis.from_url(f"{REDIS}/{number}")
+        if client.set("fusebox-test-claim", str(os.getpid()), nx=True, ex=3 * 3600):
+            break
+        client.close()
+    else:
+        raise RuntimeError(f"every Redis database in {REDIS_TEST_DBS} is claimed by another test session")
+    client.flushdb()
+    client.set("fusebox-test-claim", str(os.getpid()), ex=3 * 3600)
+    try:
+        yield f"{REDIS}/{number}"
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = f"{REDIS}/{REDIS_TEST_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with fresh_redis() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -23,16 +23,15 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import redis
 import sqlalchemy
 
 from fusion.training import checkpoint_epoch
 from tests.service.conftest import (
-    REDIS,
     DataFiles,
     SourceFile,
     Stack,
     fresh_postgres,
+    fresh_redis,
     start_stack,
     upload_dataset,
     upload_model,
@@ -41,8 +40,6 @@ from tests.service.conftest import (
 
 HEARTBEAT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 2
-REDIS_DB = 12
-"""Not the session's database 13: the workers of other stacks must not take this module's jobs."""
 RECOVERY_S = 60
 """Ample time for a lost job to be noticed (the heartbeat timeout plus a sweep) and for a worker to start."""
 
@@ -61,17 +58,13 @@ def fast_recovery_environment() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """PostgreSQL + Redis."""
-    queue = redis.Redis.from_url(f"{REDIS}/{REDIS_DB}")
-    queue.flushdb()
-    with fresh_postgres() as database:
+    with fresh_postgres() as database, fresh_redis() as queue:
         with fast_recovery_environment():
-            stack = start_stack(tmp_path_factory.mktemp("reliability"), database, f"{REDIS}/{REDIS_DB}")
+            stack = start_stack(tmp_path_factory.mktemp("reliability"), database, queue)
         try:
             yield stack
         finally:
             stack.stop()
-    queue.flushdb()
-    queue.close()
 
 
 @pytest.fixture(scope="module")
