@@ -25,14 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.census_fusion import MODELS, SOURCES  # noqa: E402
-from bench.local_service import local_service  # noqa: E402
+from bench.http_load import infer_request, run_client  # noqa: E402
+from bench.local_service import deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
 from service.core.config import Settings  # noqa: E402
@@ -58,9 +57,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per scenario")
     args = parser.parse_args()
-    paths = [MODELS / f"{task}_{family}.onnx" for family, task, _ in SOURCES]
-    if missing := [str(path) for path in paths if not path.exists()]:
-        sys.exit(f"missing source models {missing}: run bench/census_fusion.py first")
     census = load_census()
     frame = census.test.head(1024).reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="fusebox-serving-") as scratch:
@@ -69,7 +65,7 @@ def main() -> None:
             local_service(folder / "service", worker=True) as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
-            model_path = _deploy(client, census, paths, folder)
+            model_path = deploy_census_fusion(client, census, NAME, folder)
             rows = _ceiling(model_path, frame, args.seconds)
             host, port = service.url.removeprefix("http://").split(":")
             headers = {"Authorization": f"Bearer {service.api_key}"}
@@ -92,37 +88,6 @@ def main() -> None:
     (RESULTS / "serving.json").write_text(
         json.dumps({"rows": [asdict(row) for row in rows], "targets": verdicts, "batching": batching}, indent=2)
     )
-
-
-def _deploy(client: FuseboxClient, census, paths: list[Path], folder: Path) -> Path:
-    """Uploads the sources and a few thousand rows, runs a one-epoch frozen job, returns the fused file."""
-    splits = {"train": census.train.head(4000), "validation": census.validation.head(2000)}
-    for split, data in splits.items():
-        data.to_parquet(folder / f"{split}.parquet", index=False)
-    datasets = {split: client.upload_dataset(folder / f"{split}.parquet", name=split) for split in splits}
-    models: dict[str, list[str]] = {}
-    for (family, task, _), path in zip(SOURCES, paths, strict=True):
-        weights = Path(f"{path}.data")
-        uploaded = client.upload_model(
-            path, name=f"{task}_{family}", task=task, weights=weights if weights.exists() else None
-        )
-        models.setdefault(task, []).append(str(uploaded.id))
-    job = client.create_job(
-        {
-            "name": NAME,
-            "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
-            "dataset_id": str(datasets["train"].id),
-            "validation_dataset_id": str(datasets["validation"].id),
-            "strategy": "frozen",
-            "hyperparameters": {"max_epochs": 1, "batch_size": 1024},
-        }
-    )
-    job = client.wait_for_job(job.id, poll_interval_s=0.5, timeout_s=600)
-    if job.status != "succeeded":
-        sys.exit(f"the fusion job {job.status}: {job.error}")
-    path = folder / "fused.onnx"
-    path.write_bytes(client._http.get(f"/v1/fusion-jobs/{job.id}/model").content)
-    return path
 
 
 def _set_batching(client: FuseboxClient, wait_ms: float | None) -> None:
@@ -163,65 +128,17 @@ class _HttpBench:
         self.model, self.frame, self.seconds = model, frame, seconds
 
     async def measure(self, batch: int, binary: bool, clients: int, label: str = "") -> Row:
-        request = self._request(batch, binary)
+        request = infer_request(self.host, self.port, NAME, self.headers, _feeds(self.model, self.frame, batch), binary)
         deadline = time.perf_counter() + 0.5 + self.seconds
         measured_from = time.perf_counter() + 0.5  # the first half second warms connections and caches
-        results = await asyncio.gather(*(self._client(request, deadline, measured_from) for _ in range(clients)))
-        latencies = [latency for result in results for latency in result]
+        runs = await asyncio.gather(
+            *(run_client(self.host, self.port, request, deadline, measured_from) for _ in range(clients))
+        )
+        if errors := [error for run in runs for error in run.errors]:
+            raise RuntimeError(f"{len(errors)} failed requests, the first: {errors[0]}")
+        latencies = [latency for run in runs for latency in run.latencies]
         scenario = f"HTTP {'binary' if binary else 'JSON'}" + (f", {clients} clients, {label}" if label else "")
         return _row(scenario, batch, clients, latencies, self.seconds)
-
-    def _request(self, batch: int, binary: bool) -> bytes:
-        feeds = _feeds(self.model, self.frame, batch)
-        if binary:
-            header = {
-                "inputs": [
-                    {
-                        "name": name,
-                        "shape": [batch],
-                        "datatype": "INT64" if values.dtype == np.int64 else "FP32",
-                        "parameters": {"binary_data_size": values.nbytes},
-                    }
-                    for name, values in feeds.items()
-                ],
-                "parameters": {"binary_data_output": True},
-            }
-            encoded = orjson.dumps(header)
-            body = encoded + b"".join(values.tobytes() for values in feeds.values())
-            extra = {"Inference-Header-Content-Length": str(len(encoded)), "Content-Type": "application/octet-stream"}
-        else:
-            inputs = [
-                {"name": name, "shape": [batch], "datatype": "INT64" if v.dtype == np.int64 else "FP32", "data": v}
-                for name, v in feeds.items()
-            ]
-            body = orjson.dumps({"inputs": inputs}, option=orjson.OPT_SERIALIZE_NUMPY)
-            extra = {"Content-Type": "application/json"}
-        lines = [f"POST /v2/models/{NAME}/infer HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        lines += [f"{key}: {value}" for key, value in {**self.headers, **extra}.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-    async def _client(self, request: bytes, deadline: float, measured_from: float) -> list[float]:
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        latencies = []
-        try:
-            while (started := time.perf_counter()) < deadline:
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = head[9:12]
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                body = await reader.readexactly(length)
-                if status != b"200":
-                    raise RuntimeError(f"HTTP {status.decode()}: {body[:300]!r}")
-                if started >= measured_from:
-                    latencies.append(time.perf_counter() - started)
-        finally:
-            writer.close()
-        return latencies
 
 
 def _row(scenario: str, batch: int, clients: int, latencies: list[float], seconds: float) -> Row:
