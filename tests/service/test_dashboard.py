@@ -183,6 +183,14 @@ def test_job_from_the_page_live_report_and_try_it(
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOT)
 
+    # The lists show it: the job succeeded, its model is deployed as the newest version of its name.
+    page.click("#nav a[data-section=jobs]")
+    expect(page.locator("main tbody tr", has_text=JOB_NAME).locator(".badge")).to_have_text("succeeded")
+    screenshot(page, "jobs.png")
+    page.click("#nav a[data-section=deployments]")
+    expect(page.locator("main tbody tr", has_text=JOB_NAME)).to_contain_text("latest")
+    screenshot(page, "deployments.png")
+
     # Every API request of the page carried the key, the event stream's included.
     assert api_requests and all(h.get("authorization") == f"Bearer {pg_stack.api_key}" for h in api_requests)
     assert any(h.get("accept") == "text/event-stream" for h in api_requests)
