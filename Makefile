@@ -7,7 +7,7 @@ LOG := var/log
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo migrate start stop api worker
+.PHONY: venv test lint demo migrate start stop api worker chromium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,13 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: venv
+test: venv chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The dashboard's browser test drives Debian's Chromium; Playwright never downloads a browser.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # The example flow on the embedded defaults (SQLite, filesystem queue, artifacts under ./var); the API
 # and one worker keep running in the background afterwards: `make stop` stops them.

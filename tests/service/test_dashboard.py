@@ -32,11 +32,6 @@ JOB_NAME = "dashboard-census"
 TRAINING = {"max_epochs": "5", "patience": "5", "batch_size": "128"}
 """Small batches and no early stop: slow enough to watch the job move (a few seconds an epoch)."""
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium; .ci/run installs it)"
-)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
