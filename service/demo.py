@@ -48,8 +48,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     started = time.perf_counter()
+    with FuseboxClient(args.url) as anonymous:
+        _wait_for_api(anonymous)  # a new service saves the local key during its start-up
     with FuseboxClient(args.url, args.api_key or _local_key(), timeout_s=300) as client:
-        _wait_for_api(client)
         job = _example(client, args.source_epochs, args.fusion_epochs)
     if job.status != "succeeded":
         print(f"job {job.status}: {job.error}", file=sys.stderr)
