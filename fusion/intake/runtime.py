@@ -35,7 +35,11 @@ def check_and_infer_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
             f"The model is not a valid ONNX graph: {_short(str(error))}. Re-export it with a current "
             "exporter and check it with onnx.checker.check_model(model, full_check=True)."
         ) from None
-    graph = inferred.graph
+    return known_shapes(inferred.graph)
+
+
+def known_shapes(graph: onnx.GraphProto) -> dict[str, Dims]:
+    """Every tensor shape a (shape-inferred) graph declares: initializers, inputs, values, outputs."""
     shapes = {t.name: tuple(t.dims) for t in graph.initializer}
     for value in (*graph.input, *graph.value_info, *graph.output):
         dims = dims_of(value)

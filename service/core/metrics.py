@@ -66,12 +66,7 @@ def record_request(method: str, route: str, status: int, seconds: float) -> None
 
 
 def record_inference(model_name: str, version: str | int, rows: int, seconds: float) -> None:
-    """One successful inference request (OIP v2 infer or /v1/predict) of a deployed model version.
-
-    Today the observability middleware calls this from the response of the inference routes; the
-    natural call site is the end of service.inference.service.infer and .predict, which know the rows
-    without reading the answer back.
-    """
+    """One successful inference request (OIP v2 infer or /v1/predict) of a deployed model version."""
     _INFERENCE_ROWS.labels(model_name, str(version)).inc(rows)
     _INFERENCE_SECONDS.labels(model_name, str(version)).observe(seconds)
 

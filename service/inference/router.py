@@ -112,17 +112,14 @@ async def infer(
     name: str,
     request: Request,
     tenant_id: TenantId,
-    session: DbSession,
     runtimes: Runtimes,
     settings: AppSettings,
     version: str | None = None,
 ) -> Response:
     """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
     come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
-    # The tenant was found with this request's session; give its connection back now rather than hold
-    # it while the request waits for its batch: with more requests in flight than the pool has
-    # connections, the lookups below would otherwise wait on connections that only they can free.
-    session.close()
+    # No request session: the deployment is resolved on short sessions of its own (served.py), so that a
+    # request waiting for its batch holds no pooled connection.
     body = await read_body(request, settings.inference_max_body_bytes)
     header_length = request.headers.get(HEADER_LENGTH)
     content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)

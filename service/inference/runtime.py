@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 
 from fusion.intake.cardinality import find_cardinalities
-from fusion.intake.signature import dims_of
+from fusion.intake.runtime import known_shapes
 from service.core.config import Settings, get_settings
 from service.core.errors import BadRequest
 from service.core.storage import ArtifactStore, get_store
@@ -125,11 +125,7 @@ def create_session(model: str | bytes, settings: Settings) -> ort.InferenceSessi
 def _cardinalities(model: onnx.ModelProto) -> dict[str, int]:
     """The id inputs' embedding table sizes, from the graph, by the same analysis that checks uploads."""
     graph = onnx.shape_inference.infer_shapes(model).graph
-    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
-    for value in (*graph.input, *graph.value_info, *graph.output):
-        dims = dims_of(value)
-        if dims is not None:
-            shapes[value.name] = dims
+    shapes = known_shapes(graph)
     integer = {onnx.TensorProto.INT32, onnx.TensorProto.INT64}
     ids = [value.name for value in graph.input if value.type.tensor_type.elem_type in integer]
     found = find_cardinalities(graph, ids, shapes)

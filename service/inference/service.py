@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.core.config import Settings
 from service.core.errors import BadRequest, TooLarge
+from service.core.metrics import record_inference
 from service.inference.batching import batcher_for
 from service.inference.deployments import find_deployment, list_versions, set_batching
 from service.inference.models import Deployment
@@ -64,6 +66,7 @@ async def infer(
     header_length: str | None,
 ) -> tuple[bytes, int | None]:
     """An OIP v2 request body in, the response body out (with its JSON header's length when binary)."""
+    started = time.perf_counter()
     served = await resolve(tenant_id, name, version)
     model = runtimes.peek(served.sha256) or await run_in_threadpool(runtimes.get, served.sha256)
     max_rows = settings.max_inference_rows
@@ -76,8 +79,11 @@ async def infer(
     results = await batcher.run(prepared.feeds, prepared.rows, prepared.outputs)
     answer = (served.name, served.version, prepared.request.id, results, prepared.request)
     if sum(values.size for values in results.values()) * 8 > _OFFLOAD_BYTES:
-        return await run_in_threadpool(encode_response, *answer)
-    return encode_response(*answer)
+        encoded = await run_in_threadpool(encode_response, *answer)
+    else:
+        encoded = encode_response(*answer)
+    record_inference(served.name, served.version, prepared.rows, time.perf_counter() - started)
+    return encoded
 
 
 def prepare(model: LoadedModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
@@ -139,6 +145,7 @@ def predict(
     request: PredictRequest,
     max_rows: int,
 ) -> PredictResponse:
+    started = time.perf_counter()
     if len(request.records) > max_rows:
         raise TooLarge(f"{len(request.records):,} records are more than the limit of {max_rows:,} per request")
     deployment = find_deployment(session, tenant_id, name)
@@ -147,11 +154,13 @@ def predict(
     check_values(feeds, model.cardinalities)
     tasks = [task["name"] for task in deployment.fused_model.tasks]
     results = model.run(feeds, tasks)
-    return PredictResponse(
+    answer = PredictResponse(
         model_name=deployment.name,
         model_version=str(deployment.version),
         predictions=[{task: results[task][row].tolist() for task in tasks} for row in range(len(request.records))],
     )
+    record_inference(deployment.name, deployment.version, len(request.records), time.perf_counter() - started)
+    return answer
 
 
 def _tensors(specs: list[TensorSpec]) -> list[TensorMetadata]:

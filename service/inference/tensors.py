@@ -124,10 +124,8 @@ def _stacked(group: list[WireInput], shape: tuple[int, ...], spec: TensorSpec) -
         or values.dtype.kind not in _KINDS[spec.datatype]
     ):
         return None
-    if values.dtype.kind in "iu" and values.dtype != spec.numpy_dtype and values.size:
-        limits = np.iinfo(spec.numpy_dtype) if spec.numpy_dtype.kind in "iu" else None
-        if limits is not None and (values.min() < limits.min or values.max() > limits.max):
-            return None
+    if not _fits_integer_range(values, spec):
+        return None
     return values.astype(spec.numpy_dtype, copy=False).reshape(len(group), *shape)
 
 
@@ -143,11 +141,17 @@ def to_array(name: str, shape: tuple[int, ...], data: list[Any], spec: TensorSpe
         raise BadRequest(f"input '{name}' ({spec.datatype}) must hold {expected}")
     if values.size != math.prod(shape):
         raise BadRequest(f"input '{name}' has {values.size} values, but shape {list(shape)} holds {math.prod(shape)}")
-    if kinds == "iu" and values.size and values.dtype != spec.numpy_dtype:
-        limits = np.iinfo(spec.numpy_dtype)
-        if values.min() < limits.min or values.max() > limits.max:
-            raise BadRequest(f"input '{name}' has values outside the range of {spec.datatype}")
+    if not _fits_integer_range(values, spec):
+        raise BadRequest(f"input '{name}' has values outside the range of {spec.datatype}")
     return values.astype(spec.numpy_dtype, copy=False).reshape(shape)
+
+
+def _fits_integer_range(values: np.ndarray, spec: TensorSpec) -> bool:
+    """Integers that the input's integer dtype can hold (numpy would wrap them around silently)."""
+    if values.dtype.kind not in "iu" or spec.numpy_dtype.kind not in "iu" or not values.size:
+        return True
+    limits = np.iinfo(spec.numpy_dtype)
+    return bool(limits.min <= values.min() and values.max() <= limits.max)
 
 
 def from_bytes(name: str, shape: tuple[int, ...], raw: memoryview, spec: TensorSpec) -> np.ndarray:
