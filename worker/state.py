@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, update
 
 from service.core.database import session_scope, utcnow
 from service.jobs.models import FusionJob, JobStatus
+from service.jobs.recovery import stale_heartbeat
 
 
 def held_by(job_id: uuid.UUID, attempt: int) -> tuple[ColumnElement[bool], ...]:
@@ -29,9 +30,7 @@ def claim(job_id: uuid.UUID, heartbeat_timeout_s: float) -> int | None:
     A job running elsewhere, finished, or flagged for cancelling is left alone.
     """
     now = utcnow()
-    lost = and_(
-        FusionJob.status == JobStatus.RUNNING, FusionJob.heartbeat_at < now - timedelta(seconds=heartbeat_timeout_s)
-    )
+    lost = and_(FusionJob.status == JobStatus.RUNNING, stale_heartbeat(now - timedelta(seconds=heartbeat_timeout_s)))
     with session_scope() as session:
         return session.execute(
             update(FusionJob)

@@ -54,7 +54,7 @@ def recover_lost_jobs(settings: Settings, store: ArtifactStore) -> dict[uuid.UUI
     with session_scope() as session:
         lost = session.execute(
             select(FusionJob.id, FusionJob.attempts, FusionJob.cancel_requested).where(
-                FusionJob.status == JobStatus.RUNNING, _stale(cutoff)
+                FusionJob.status == JobStatus.RUNNING, stale_heartbeat(cutoff)
             )
         ).all()
     outcomes = {}
@@ -95,7 +95,7 @@ def _recover(
                 FusionJob.id == job_id,
                 FusionJob.status == JobStatus.RUNNING,
                 FusionJob.attempts == attempts,
-                _stale(cutoff),
+                stale_heartbeat(cutoff),
             )
             .values(status=outcome, **values)
         ).rowcount
@@ -105,7 +105,8 @@ def _recover(
     return outcome if changed else None
 
 
-def _stale(cutoff: datetime) -> ColumnElement[bool]:
+def stale_heartbeat(cutoff: datetime) -> ColumnElement[bool]:
+    """The job's worker is silent since before `cutoff`: killed, or its host gone."""
     return or_(FusionJob.heartbeat_at.is_(None), FusionJob.heartbeat_at < cutoff)
 
 

@@ -3,7 +3,6 @@ issues its first key, printed once and saved (readable by its owner only) for th
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from service.tenants.models import Tenant
 from service.tenants.service import create_tenant, issue_key
 
 LOCAL_TENANT = "local"
-
-log = logging.getLogger("fusebox")
 
 
 def bootstrap_local_tenant(session: Session, key_file: Path) -> str | None:
