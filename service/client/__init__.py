@@ -11,6 +11,8 @@ from service.client.client import FuseboxClient
 from service.client.errors import ApiError, FuseboxError, ServiceUnreachable
 from service.client.models import (
     Dataset,
+    DeployedModel,
+    DeploymentBatching,
     InferenceInput,
     InferenceResult,
     Job,
@@ -25,6 +27,8 @@ from service.client.models import (
 __all__ = [
     "ApiError",
     "Dataset",
+    "DeployedModel",
+    "DeploymentBatching",
     "FuseboxClient",
     "FuseboxError",
     "InferenceInput",

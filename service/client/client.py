@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from service.client.errors import ApiError, ServiceUnreachable
 from service.client.models import (
     Dataset,
+    DeployedModel,
+    DeploymentBatching,
     InferenceInput,
     InferenceResult,
     Job,
@@ -161,6 +163,21 @@ class FuseboxClient:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout_s:.0f}s")
             previous = job
             time.sleep(poll_interval_s)
+
+    # Deployments
+
+    def list_deployments(self, name: str | None = None, limit: int = 50, offset: int = 0) -> list[DeployedModel]:
+        params = {"limit": limit, "offset": offset} | ({"name": name} if name else {})
+        items = self._json("GET", "/v1/deployments", params=params)["items"]
+        return [DeployedModel.model_validate(item) for item in items]
+
+    def deployment_batching(self, name: str, version: int) -> DeploymentBatching:
+        return DeploymentBatching.model_validate(self._json("GET", f"/v1/deployments/{name}/versions/{version}"))
+
+    def set_deployment_batching(self, name: str, version: int, **changes: float | None) -> DeploymentBatching:
+        """max_batch_size and/or max_batch_wait_ms; None returns a field to the service's setting."""
+        path = f"/v1/deployments/{name}/versions/{version}"
+        return DeploymentBatching.model_validate(self._json("PATCH", path, json=changes))
 
     # Inference: Open Inference Protocol v2, and records in, predictions out
 

@@ -111,6 +111,43 @@ class Deployment(_Answer):
     infer_url: str
 
 
+class DeployedTask(_Answer):
+    name: str
+    type: TaskType
+    classes: int | None = None
+    answered_by: str = Field(description="'fused', or the source model the task fell back to.")
+
+
+class DeployedModel(_Answer):
+    """One version of a name under which a fused model is served."""
+
+    name: str
+    version: int
+    latest: bool
+    job_id: uuid.UUID
+    strategy: str
+    tasks: list[DeployedTask]
+    input_columns: dict[str, list[str]]
+    size_bytes: int
+    infer_url: str
+    predict_url: str | None
+    created_at: datetime
+
+
+class DeploymentBatching(_Answer):
+    """A deployment's dynamic batching: its own settings (None: the service's), what applies, and how
+    many requests and ONNX Runtime calls the answering API process has run for it."""
+
+    name: str
+    version: int
+    max_batch_size: int | None
+    max_batch_wait_ms: float | None
+    effective_max_batch_size: int
+    effective_max_batch_wait_ms: float
+    requests: int
+    runs: int
+
+
 class Job(_Answer):
     id: uuid.UUID
     name: str

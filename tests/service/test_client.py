@@ -160,6 +160,19 @@ def test_jobs_inference_and_download_through_the_client(
     assert finished.value.status_code == 409
 
 
+def test_deployments_and_their_batching_through_the_client(client: FuseboxClient, cli_job: CliJob) -> None:
+    deployed = client.list_deployments(name=JOB_NAME)
+    newest = max(deployed, key=lambda deployment: deployment.version)
+    assert newest.latest and newest.predict_url == f"/v1/predict/{JOB_NAME}"
+    assert [task.answered_by for task in newest.tasks] and all(not d.latest for d in deployed if d is not newest)
+
+    changed = client.set_deployment_batching(JOB_NAME, newest.version, max_batch_wait_ms=0)
+    assert changed.max_batch_wait_ms == 0 and changed.effective_max_batch_wait_ms == 0
+    assert client.deployment_batching(JOB_NAME, newest.version) == changed
+    restored = client.set_deployment_batching(JOB_NAME, newest.version, max_batch_wait_ms=None)
+    assert restored.max_batch_wait_ms is None and restored.effective_max_batch_wait_ms > 0
+
+
 def test_job_events_replay_a_finished_job(client: FuseboxClient, cli_job: CliJob) -> None:
     job = next(job for job in client.list_jobs(status="succeeded") if job.name == JOB_NAME)
     events = list(client.job_events(job.id))  # a finished job: everything so far, then `done`, then the end
