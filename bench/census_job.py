@@ -19,8 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.census_fusion import MODELS, SOURCES  # noqa: E402
-from bench.local_service import local_service  # noqa: E402
+from bench.local_service import (  # noqa: E402
+    census_job_spec,
+    census_source_paths,
+    local_service,
+    upload_census_sources,
+)
 from fusion.data.census import load_census  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
 
@@ -29,9 +33,7 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def main() -> None:
-    paths = [MODELS / f"{task}_{family}.onnx" for family, task, _ in SOURCES]
-    if missing := [str(path) for path in paths if not path.exists()]:
-        sys.exit(f"missing source models {missing}: run bench/census_fusion.py first")
+    census_source_paths()  # before anything slow: the benchmark needs them
     census = load_census()
     with tempfile.TemporaryDirectory(prefix="fusebox-census-job-") as scratch:
         folder = Path(scratch)
@@ -45,27 +47,12 @@ def main() -> None:
         ):
             timings = {}
             started = time.perf_counter()
-            models: dict[str, list[str]] = {}
-            for (family, task, _), path in zip(SOURCES, paths, strict=True):
-                weights = Path(f"{path}.data")
-                uploaded = client.upload_model(
-                    path, name=f"{task}_{family}", task=task, weights=weights if weights.exists() else None
-                )
-                models.setdefault(task, []).append(str(uploaded.id))
+            models = upload_census_sources(client)
             datasets = {split: client.upload_dataset(path, name=split) for split, path in splits.items()}
             timings["uploads"] = time.perf_counter() - started
 
             started = time.perf_counter()
-            job = client.create_job(
-                {
-                    "name": "census",
-                    "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
-                    "dataset_id": str(datasets["train"].id),
-                    "validation_dataset_id": str(datasets["validation"].id),
-                    "test_dataset_id": str(datasets["test"].id),
-                    "strategy": "frozen",
-                }
-            )
+            job = client.create_job(census_job_spec("census", models, datasets))
             job = client.wait_for_job(job.id, timeout_s=1800)
             timings["job"] = time.perf_counter() - started
             if job.status != "succeeded":

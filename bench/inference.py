@@ -3,8 +3,8 @@
     .venv/bin/python bench/inference.py [--fused var/bench/fused_frozen.onnx]
 
 Needs the models bench/census_fusion.py leaves under var/bench. Every session is made as the service
-makes its sessions (service/inference/runtime.py, settings from the environment). Each configuration is timed in rounds
-that alternate between the two sides, so both see the same machine; the table reports medians of the
+makes its sessions (service/inference/runtime.py, settings from the environment). Each configuration is timed in
+rounds that alternate between the two sides, so both see the same machine; the table reports medians of the
 per-round times, the ratio fused / sum of sources, and writes bench/results/inference.json.
 """
 
@@ -20,14 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.census_fusion import MODELS, SOURCES  # noqa: E402
 from fusion.akf.sources import SourceModel  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from fusion.intake.files import load_model_file  # noqa: E402
 from service.core.config import Settings  # noqa: E402
 from service.inference.runtime import create_session  # noqa: E402
 
-MODELS = ROOT / "var" / "bench" / "models"
-SOURCES = ["income_mlp", "income_dcn", "never_married_deepfm", "never_married_wide_deep"]
 TARGETS = {1: 0.6, 1024: 1.2}
 
 
@@ -40,7 +39,10 @@ def main() -> None:
         sys.exit(f"{args.fused} is missing: run bench/census_fusion.py first")
 
     data = load_census().test
-    sources = [SourceModel(name, "task", load_model_file(MODELS / f"{name}.onnx")) for name in SOURCES]
+    sources = [
+        SourceModel(f"{task}_{family}", task, load_model_file(MODELS / f"{task}_{family}.onnx"))
+        for family, task, _ in SOURCES
+    ]
     settings = Settings()
     source_sessions = [(create_session(s.model.SerializeToString(), settings), s) for s in sources]
     fused_session = create_session(str(args.fused), settings)

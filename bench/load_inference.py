@@ -20,13 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_load import infer_request, run_client  # noqa: E402
+from bench.http_load import infer_request, model_feeds, run_client  # noqa: E402
 from bench.local_service import LocalService, deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
@@ -93,8 +92,7 @@ def _requests(service: LocalService, model: Path, frame) -> list[bytes]:
     inputs = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs()
     requests = []
     for offset, batch in enumerate(BATCHES):
-        rows = frame.iloc[offset * 64 : offset * 64 + batch]
-        feeds = {i.name: rows[i.name].to_numpy(np.int64 if "int" in i.type else np.float32) for i in inputs}
+        feeds = model_feeds(inputs, frame.iloc[offset * 64 : offset * 64 + batch])
         requests += [infer_request(host, int(port), NAME, headers, feeds, binary) for binary in (False, True)]
     return requests
 

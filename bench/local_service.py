@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.census_fusion import MODELS, SOURCES
 from fusion.data.census import CensusData
-from service.client import FuseboxClient
+from service.client import Dataset, FuseboxClient, JobSpec, JobTaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,35 +98,49 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def deploy_census_fusion(client: FuseboxClient, census: CensusData, name: str, folder: Path) -> Path:
-    """Uploads the four Census source models bench/census_fusion.py leaves in var/bench/models and a few
-    thousand rows, runs a one-epoch frozen job deployed as `name`, and returns the fused file. The fused
-    graph is the one the full job exports; only its weights differ."""
+def census_source_paths() -> list[Path]:
+    """The four Census source models bench/census_fusion.py leaves in var/bench/models (exits without them)."""
     paths = [MODELS / f"{task}_{family}.onnx" for family, task, _ in SOURCES]
     if missing := [str(path) for path in paths if not path.exists()]:
         sys.exit(f"missing source models {missing}: run bench/census_fusion.py first")
-    splits = {"train": census.train.head(4000), "validation": census.validation.head(2000)}
-    for split, data in splits.items():
-        data.to_parquet(folder / f"{split}.parquet", index=False)
-    datasets = {split: client.upload_dataset(folder / f"{split}.parquet", name=split) for split in splits}
+    return paths
+
+
+def upload_census_sources(client: FuseboxClient) -> dict[str, list[str]]:
+    """Uploads the four Census source models; returns the model ids by task."""
     models: dict[str, list[str]] = {}
-    for (family, task, _), path in zip(SOURCES, paths, strict=True):
+    for (family, task, _), path in zip(SOURCES, census_source_paths(), strict=True):
         weights = Path(f"{path}.data")
         uploaded = client.upload_model(
             path, name=f"{task}_{family}", task=task, weights=weights if weights.exists() else None
         )
         models.setdefault(task, []).append(str(uploaded.id))
-    job = client.create_job(
-        {
-            "name": name,
-            "tasks": [{"name": task, "type": "binary", "models": ids} for task, ids in models.items()],
-            "dataset_id": str(datasets["train"].id),
-            "validation_dataset_id": str(datasets["validation"].id),
-            "strategy": "frozen",
-            "hyperparameters": {"max_epochs": 1, "batch_size": 1024},
-        }
+    return models
+
+
+def census_job_spec(name: str, models: dict[str, list[str]], datasets: dict[str, Dataset], **extra: Any) -> JobSpec:
+    """A frozen fusion of the Census sources, validated on the `validation` dataset (and tested on `test`,
+    when there is one)."""
+    return JobSpec(
+        name=name,
+        tasks=[JobTaskSpec(name=task, models=ids) for task, ids in models.items()],
+        dataset_id=datasets["train"].id,
+        validation_dataset_id=datasets["validation"].id,
+        test_dataset_id=datasets["test"].id if "test" in datasets else None,
+        **extra,
     )
-    job = client.wait_for_job(job.id, poll_interval_s=0.5, timeout_s=600)
+
+
+def deploy_census_fusion(client: FuseboxClient, census: CensusData, name: str, folder: Path) -> Path:
+    """Uploads the Census sources and a few thousand rows, runs a one-epoch frozen job deployed as `name`,
+    and returns the fused file. The fused graph is the one the full job exports; only its weights differ."""
+    models = upload_census_sources(client)
+    splits = {"train": census.train.head(4000), "validation": census.validation.head(2000)}
+    for split, data in splits.items():
+        data.to_parquet(folder / f"{split}.parquet", index=False)
+    datasets = {split: client.upload_dataset(folder / f"{split}.parquet", name=split) for split in splits}
+    spec = census_job_spec(name, models, datasets, hyperparameters={"max_epochs": 1, "batch_size": 1024})
+    job = client.wait_for_job(client.create_job(spec).id, poll_interval_s=0.5, timeout_s=600)
     if job.status != "succeeded":
         sys.exit(f"the fusion job {job.status}: {job.error}")
     return client.download_model(job.id, folder / "fused.onnx")

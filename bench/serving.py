@@ -24,13 +24,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
+import onnxruntime as ort
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_load import infer_request, run_client  # noqa: E402
+from bench.http_load import infer_request, model_feeds, run_client  # noqa: E402
 from bench.local_service import deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
@@ -65,11 +65,11 @@ def main() -> None:
             local_service(folder / "service", worker=True) as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
-            model_path = deploy_census_fusion(client, census, NAME, folder)
-            rows = _ceiling(model_path, frame, args.seconds)
+            session = create_session(str(deploy_census_fusion(client, census, NAME, folder)), Settings())
+            rows = _ceiling(session, frame, args.seconds)
             host, port = service.url.removeprefix("http://").split(":")
             headers = {"Authorization": f"Bearer {service.api_key}"}
-            http = _HttpBench(host, int(port), headers, model_path, frame, args.seconds)
+            http = _HttpBench(host, int(port), headers, session, frame, args.seconds)
             _set_batching(client, 0)
             for batch in (1, 1024):
                 for binary in (False, True):
@@ -77,7 +77,7 @@ def main() -> None:
             rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching off")))
             _set_batching(client, None)  # the service's defaults: batching on
             rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching on")))
-            batching = client._json("GET", f"/v1/deployments/{NAME}/versions/1")
+            batching = client.deployment_batching(NAME, 1).model_dump()
 
     print(_table(rows))
     verdicts = _targets(rows)
@@ -91,24 +91,15 @@ def main() -> None:
 
 
 def _set_batching(client: FuseboxClient, wait_ms: float | None) -> None:
-    client._json("PATCH", f"/v1/deployments/{NAME}/versions/1", json={"max_batch_wait_ms": wait_ms})
+    client.set_deployment_batching(NAME, 1, max_batch_wait_ms=wait_ms)
     time.sleep(Settings().inference_deployment_cache_s + 0.1)
 
 
-def _feeds(model_path: Path, frame: pd.DataFrame, batch: int) -> dict[str, np.ndarray]:
-    session = create_session(str(model_path), Settings())
-    return {
-        i.name: frame[i.name].head(batch).to_numpy(np.int64 if "int" in i.type else np.float32)
-        for i in session.get_inputs()
-    }
-
-
-def _ceiling(model_path: Path, frame: pd.DataFrame, seconds: float) -> list[Row]:
+def _ceiling(session: ort.InferenceSession, frame: pd.DataFrame, seconds: float) -> list[Row]:
     """The same file in ONNX Runtime in this process, with the service's session settings."""
-    session = create_session(str(model_path), Settings())
     rows = []
     for batch in (1, 1024):
-        feed = _feeds(model_path, frame, batch)
+        feed = model_feeds(session.get_inputs(), frame.head(batch))
         session.run(None, feed)
         latencies = []
         deadline = time.perf_counter() + seconds
@@ -122,13 +113,20 @@ def _ceiling(model_path: Path, frame: pd.DataFrame, seconds: float) -> list[Row]
 
 class _HttpBench:
     def __init__(
-        self, host: str, port: int, headers: dict[str, str], model: Path, frame: pd.DataFrame, seconds: float
+        self,
+        host: str,
+        port: int,
+        headers: dict[str, str],
+        session: ort.InferenceSession,
+        frame: pd.DataFrame,
+        seconds: float,
     ) -> None:
         self.host, self.port, self.headers = host, port, headers
-        self.model, self.frame, self.seconds = model, frame, seconds
+        self.inputs, self.frame, self.seconds = session.get_inputs(), frame, seconds
 
     async def measure(self, batch: int, binary: bool, clients: int, label: str = "") -> Row:
-        request = infer_request(self.host, self.port, NAME, self.headers, _feeds(self.model, self.frame, batch), binary)
+        feeds = model_feeds(self.inputs, self.frame.head(batch))
+        request = infer_request(self.host, self.port, NAME, self.headers, feeds, binary)
         deadline = time.perf_counter() + 0.5 + self.seconds
         measured_from = time.perf_counter() + 0.5  # the first half second warms connections and caches
         runs = await asyncio.gather(
