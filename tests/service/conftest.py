@@ -74,6 +74,11 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def new_tenant(self, prefix: str = "tenant") -> str:
+        """Creates a tenant of a fresh name with `fusebox admin`; returns its first API key."""
+        printed = self.admin("create-tenant", f"{prefix}-{uuid.uuid4().hex[:8]}")
+        return printed.strip().splitlines()[-1]
+
     def start(self, name: str, command: list[str]) -> None:
         log = (self.folder / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
@@ -256,6 +261,54 @@ def data_files(tmp_path_factory: pytest.TempPathFactory, census_small: CensusDat
     census_small.train.head(6000).to_parquet(folder / "train.parquet", index=False)
     census_small.validation.head(2000).to_csv(folder / "validation.csv", index=False)
     return DataFiles(folder / "train.parquet", folder / "validation.csv", [t.name for t in census_small.tasks])
+
+
+@pytest.fixture(scope="module", params=["pg_stack", "embedded_stack"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """Each test of a module that asks for `stack` runs on PostgreSQL + Redis, then on the embedded defaults.
+    A module narrows it to one by defining its own `stack`."""
+    return request.getfixturevalue(request.param)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """Source models (the API's answers, by task) and the training and validation datasets."""
+
+    tasks: list[str]
+    models: dict[str, dict]
+    train: dict
+    validation: dict
+
+    def job_spec(self, name: str, hyperparameters: dict[str, int | float]) -> dict:
+        """A job fusing each task's one source model, trained on `train`, validated on `validation`."""
+        return {
+            "name": name,
+            "tasks": [{"name": task, "type": "binary", "models": [self.models[task]["id"]]} for task in self.tasks],
+            "dataset_id": self.train["id"],
+            "validation_dataset_id": self.validation["id"],
+            "hyperparameters": hyperparameters,
+        }
+
+
+def upload_sources_and_data(
+    client: httpx.Client,
+    source_files: list[SourceFile],
+    data_files: DataFiles,
+    prefix: str,
+    validation_name: str | None = None,
+) -> Uploaded:
+    """The source models as `{prefix}_{source}`, the datasets as `{prefix} train` (its label columns may
+    have gaps) and `{prefix} validation`."""
+    models = {}
+    for source in source_files:
+        response = upload_model(client, source, name=f"{prefix}_{source.name}")
+        assert response.status_code == 201, response.text
+        models[source.task] = response.json()
+    labels = ",".join(data_files.tasks)
+    train = upload_dataset(client, data_files.train, name=f"{prefix} train", label_columns=labels)
+    validation = upload_dataset(client, data_files.validation, name=validation_name or f"{prefix} validation")
+    assert train.status_code == validation.status_code == 201, (train.text, validation.text)
+    return Uploaded(data_files.tasks, models, train.json(), validation.json())
 
 
 def upload_model(client: httpx.Client, source: SourceFile, name: str | None = None, **fields: str) -> httpx.Response:

@@ -45,12 +45,6 @@ def owned(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles
     return {"model": model["id"], "dataset": dataset["id"], "job": job["id"], "deployment": "auth_census"}
 
 
-def new_tenant_key(stack: Stack) -> str:
-    name = f"tenant-{uuid.uuid4().hex[:8]}"
-    printed = stack.admin("create-tenant", name)
-    return printed.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize(("method", "path"), RESOURCE_ROUTES)
 @pytest.mark.parametrize("key", ["", "fbx_not-a-key"], ids=["no key", "unknown key"])
 def test_resource_routes_want_a_valid_key(pg_stack: Stack, method: str, path: str, key: str) -> None:
@@ -69,7 +63,7 @@ def test_health_routes_answer_without_a_key(pg_stack: Stack) -> None:
 
 
 def test_another_tenants_resources_answer_like_missing_ones(pg_stack: Stack, owned: dict[str, str]) -> None:
-    other = new_tenant_key(pg_stack)
+    other = pg_stack.new_tenant()
     missing = str(uuid.uuid4())
     pairs = [
         (f"/v1/models/{owned['model']}", f"/v1/models/{missing}"),
@@ -102,7 +96,7 @@ def _without(text: str, names: tuple[str, ...]) -> str:
 
 
 def test_a_revoked_key_stops_working_within_the_auth_cache_time(pg_stack: Stack) -> None:
-    key = new_tenant_key(pg_stack)
+    key = pg_stack.new_tenant()
     with pg_stack.client(api_key=key) as client:
         assert client.get("/v1/models").status_code == 200
         pg_stack.admin("revoke-key", key[:12])
@@ -114,7 +108,7 @@ def test_a_revoked_key_stops_working_within_the_auth_cache_time(pg_stack: Stack)
 
 
 def test_keys_are_stored_only_as_hashes(pg_stack: Stack) -> None:
-    key = new_tenant_key(pg_stack)
+    key = pg_stack.new_tenant()
     with psycopg.connect(pg_stack.env["DATABASE_URL"]) as connection:
         rows = connection.execute("SELECT * FROM api_keys").fetchall()
     stored = " ".join(str(value) for row in rows for value in row)

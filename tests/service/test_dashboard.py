@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack, upload_dataset, upload_model
+from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack, upload_sources_and_data
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -31,6 +31,7 @@ DOCS_SCREENSHOT = ROOT / "docs" / "job-page.png"
 JOB_NAME = "dashboard-census"
 TRAINING = {"max_epochs": "5", "patience": "5", "batch_size": "128"}
 """Small batches and no early stop: slow enough to watch the job move (a few seconds an epoch)."""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
@@ -58,17 +59,8 @@ def page(browser: Browser, pg_stack: Stack) -> Iterator[Page]:
 def uploaded(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict[str, dict]:
     """Source models and datasets uploaded through the API, as a user would before opening the page."""
     with pg_stack.client() as client:
-        uploads = {}
-        for source in source_files:
-            response = upload_model(client, source, name=f"dashboard_{source.name}")
-            assert response.status_code == 201, response.text
-            uploads[source.task] = response.json()
-        for key, path in (("train", data_files.train), ("validation", data_files.validation)):
-            labels = ",".join(data_files.tasks) if key == "train" else ""
-            response = upload_dataset(client, path, name=f"dashboard {key}", label_columns=labels)
-            assert response.status_code == 201, response.text
-            uploads[key] = response.json()
-    return uploads
+        uploaded = upload_sources_and_data(client, source_files, data_files, "dashboard")
+    return {**uploaded.models, "train": uploaded.train, "validation": uploaded.validation}
 
 
 def sign_in(page: Page, key: str) -> None:

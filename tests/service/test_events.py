@@ -5,7 +5,6 @@ deployments list that the dashboard reads beside it."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,7 +13,8 @@ from itertools import pairwise
 import httpx
 import pytest
 
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model
+from service.client.sse import parse_events
+from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data
 
 HYPERPARAMETERS = {"max_epochs": 3, "batch_size": 256, "patience": 3}
 
@@ -28,56 +28,26 @@ class Received:
 
 
 def read_events(client: httpx.Client, job_id: str, timeout: float = 180) -> list[Received]:
-    """The whole stream, parsed by the text/event-stream rules, until the server ends it (within
-    `timeout` seconds, give or take one keep-alive interval)."""
+    """The whole stream, parsed by the text/event-stream rules (the client's parser), until the server ends
+    it (within `timeout` seconds, give or take one keep-alive interval)."""
     deadline = time.monotonic() + timeout
     events: list[Received] = []
-    name, data = "message", []
     url = f"/v1/fusion-jobs/{job_id}/events"
     with client.stream("GET", url, headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
-        for line in response.iter_lines():
+        for event in parse_events(response.iter_lines()):
             assert time.monotonic() < deadline, f"the stream of job {job_id} went on for {timeout:.0f}s: {events}"
-            if line == "":
-                if data:
-                    events.append(Received(name, json.loads("\n".join(data)), time.monotonic()))
-                name, data = "message", []
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    name = value
-                elif field == "data":
-                    data.append(value)
+            events.append(Received(event.event, event.data, time.monotonic()))
     return events
-
-
-@pytest.fixture(scope="module", params=["pg_stack", "embedded_stack"])
-def stack(request: pytest.FixtureRequest) -> Stack:
-    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
 def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
     """A job spec over freshly uploaded models and data (the job itself is left to each test)."""
     with stack.client() as client:
-        models = {}
-        for source in source_files:
-            response = upload_model(client, source, name=f"events_{source.name}")
-            assert response.status_code == 201, response.text
-            models[source.task] = response.json()["id"]
-        train = upload_dataset(client, data_files.train, label_columns=",".join(data_files.tasks))
-        validation = upload_dataset(client, data_files.validation)
-        assert train.status_code == validation.status_code == 201, (train.text, validation.text)
-    return {
-        "name": "events",
-        "tasks": [{"name": task, "type": "binary", "models": [models[task]]} for task in data_files.tasks],
-        "dataset_id": train.json()["id"],
-        "validation_dataset_id": validation.json()["id"],
-        "hyperparameters": HYPERPARAMETERS,
-    }
+        return upload_sources_and_data(client, source_files, data_files, "events").job_spec("events", HYPERPARAMETERS)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +114,7 @@ def test_unknown_job_and_missing_key(stack: Stack, followed: tuple[dict, list[Re
 
 def test_another_tenant_sees_404(stack: Stack, followed: tuple[dict, list[Received]]) -> None:
     job, _ = followed
-    key = stack.admin("create-tenant", f"events-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+    key = stack.new_tenant("events")
     with stack.client(api_key=key) as other:
         response = other.get(f"/v1/fusion-jobs/{job['id']}/events")
     assert response.status_code == 404
@@ -155,7 +125,7 @@ def test_the_followed_job_is_listed_among_deployments(stack: Stack, followed: tu
     with stack.client() as client:
         listed = client.get("/v1/deployments", params={"name": "events"}).json()["items"]
         nothing = client.get("/v1/deployments", params={"name": "no-such-name"}).json()["items"]
-    other_key = stack.admin("create-tenant", f"events-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+    other_key = stack.new_tenant("events")
     with stack.client(api_key=other_key) as other:
         others = other.get("/v1/deployments").json()["items"]
     assert nothing == [] and others == []

@@ -12,35 +12,17 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model, wait_for_job
+from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
 
 QUICK = {"max_epochs": 2, "batch_size": 512, "patience": 1}
-
-
-@pytest.fixture(scope="module", params=["pg_stack", "embedded_stack"])
-def stack(request: pytest.FixtureRequest) -> Stack:
-    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
 def finished(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
     """Models and data uploaded, one job run to success: the job as the API reports it at the end."""
     with stack.client() as client:
-        models = {}
-        for source in source_files:
-            response = upload_model(client, source, name=f"flow_{source.name}")
-            assert response.status_code == 201, response.text
-            models[source.task] = response.json()
-        train = upload_dataset(client, data_files.train, label_columns=",".join(data_files.tasks))
-        validation = upload_dataset(client, data_files.validation, name="census validation")
-        assert train.status_code == validation.status_code == 201, (train.text, validation.text)
-        spec = {
-            "name": "census",
-            "tasks": [{"name": task, "type": "binary", "models": [models[task]["id"]]} for task in data_files.tasks],
-            "dataset_id": train.json()["id"],
-            "validation_dataset_id": validation.json()["id"],
-            "hyperparameters": QUICK,
-        }
+        uploaded = upload_sources_and_data(client, source_files, data_files, "flow", "census validation")
+        spec = uploaded.job_spec("census", QUICK)
         created = client.post("/v1/fusion-jobs", json=spec)
         assert created.status_code == 202, created.text
         assert created.json()["status"] == "queued"

@@ -15,7 +15,7 @@ EXAMPLES_PER_OPERATION = 25
 
 def test_no_server_errors_and_no_schema_violations(pg_stack: Stack, tmp_path: Path) -> None:
     # A tenant of its own, so that whatever the fuzzer creates or deletes stays out of other tests' way.
-    key = pg_stack.admin("create-tenant", "fuzzing").strip().splitlines()[-1]
+    key = pg_stack.new_tenant("fuzzing")
     schemathesis = Path(sys.executable).with_name("schemathesis")
     run = subprocess.run(
         [

@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 from service.core.config import Settings
 from service.inference.batching import Batcher
 from service.inference.runtime import LoadedModel, create_session
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model, wait_for_job
+from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
 
 NAME = "serving"
 
@@ -157,28 +157,15 @@ def stack(embedded_stack: Stack) -> Stack:
 @pytest.fixture(scope="module")
 def headers(stack: Stack) -> dict[str, str]:
     """The API key the stack's clients carry, for tritonclient."""
-    with stack.client() as client:
-        return {key: value for key, value in client.headers.items() if key.lower() == "authorization"}
+    return stack.headers
 
 
 @pytest.fixture(scope="module")
 def deployed(stack: Stack, source_files: list[SourceFile], data_files: DataFiles, tmp_path_factory) -> Path:
     """A fused model deployed under NAME by a real job; returns the downloaded ONNX file."""
     with stack.client() as client:
-        models = {}
-        for source in source_files:
-            response = upload_model(client, source, name=f"{NAME}_{source.name}")
-            assert response.status_code == 201, response.text
-            models[source.task] = response.json()["id"]
-        train = upload_dataset(client, data_files.train, label_columns=",".join(data_files.tasks))
-        validation = upload_dataset(client, data_files.validation)
-        spec = {
-            "name": NAME,
-            "tasks": [{"name": task, "type": "binary", "models": [models[task]]} for task in data_files.tasks],
-            "dataset_id": train.json()["id"],
-            "validation_dataset_id": validation.json()["id"],
-            "hyperparameters": {"max_epochs": 1, "batch_size": 512, "patience": 1},
-        }
+        uploaded = upload_sources_and_data(client, source_files, data_files, NAME)
+        spec = uploaded.job_spec(NAME, {"max_epochs": 1, "batch_size": 512, "patience": 1})
         created = client.post("/v1/fusion-jobs", json=spec)
         assert created.status_code == 202, created.text
         job = wait_for_job(client, created.json()["id"], stack)
@@ -269,7 +256,7 @@ def test_concurrent_http_requests_are_batched_and_equal_per_request_runs(
     singles = [rows.iloc[[row]] for row in range(len(rows))]
 
     async def send_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=stack.url, headers=dict(stack.client().headers), timeout=60) as client:
+        async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=60) as client:
             calls = [
                 client.post(f"/v2/models/{NAME}/infer", json={"inputs": _json_inputs(deployed, single)})
                 for single in singles
