@@ -1,4 +1,4 @@
-"""/v1/deployments: the fused models being served, by name and version (read-only)."""
+"""/v1/deployments: the fused models being served, by name and version, and each one's batching."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from service.core.dependencies import DbSession
+from service.core.dependencies import AppSettings, DbSession
 from service.core.schemas import Page, page_params
 from service.core.tenancy import TenantId
 from service.deployments import service
-from service.deployments.schemas import DeploymentList, DeploymentOut
+from service.deployments.schemas import BatchingChange, DeploymentBatching, DeploymentList, DeploymentOut
+from service.inference.dependencies import Runtimes
 
 router = APIRouter(prefix="/v1/deployments", tags=["inference"])
 
@@ -26,3 +27,35 @@ def list_deployments(
     version answers the unversioned routes and `/v1/predict/{name}`."""
     rows = service.list_deployments(session, tenant_id, page, name)
     return DeploymentList(items=[DeploymentOut.model_validate(row) for row in rows])
+
+
+@router.get(
+    "/{name}/versions/{version}",
+    response_model=DeploymentBatching,
+    responses={404: {}},
+    summary="A deployment's batching",
+)
+def deployment_batching(
+    name: str, version: str, tenant_id: TenantId, session: DbSession, runtimes: Runtimes, settings: AppSettings
+) -> DeploymentBatching:
+    return service.batching(session, runtimes, settings, tenant_id, name, version)
+
+
+@router.patch(
+    "/{name}/versions/{version}",
+    response_model=DeploymentBatching,
+    responses={404: {}},
+    summary="Change a deployment's batching",
+)
+def change_deployment_batching(
+    name: str,
+    version: str,
+    change: BatchingChange,
+    tenant_id: TenantId,
+    session: DbSession,
+    runtimes: Runtimes,
+    settings: AppSettings,
+) -> DeploymentBatching:
+    """Fields left out stay as they are; null returns a field to the service's setting. Every API process
+    applies the change within FUSEBOX_INFERENCE_DEPLOYMENT_CACHE_S."""
+    return service.change_batching(session, runtimes, settings, tenant_id, name, version, change)

@@ -1,12 +1,19 @@
-"""Reading deployments (service.inference.models.Deployment); deploying is the worker's business."""
+"""Deployments (service.inference.models.Deployment): listing them, and each one's dynamic batching.
+Deploying is the worker's business."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.core.config import Settings
 from service.core.schemas import Page
+from service.deployments.schemas import BatchingChange, DeploymentBatching
+from service.inference.deployments import find_deployment
 from service.inference.models import Deployment
+from service.inference.runtime import RuntimeCache
+from service.inference.served import get_served_cache
+from service.inference.service import effective_batching
 
 
 def list_deployments(
@@ -27,3 +34,49 @@ def list_deployments(
         ).all()
     )
     return [(deployment, newest.get(deployment.name) == deployment.version) for deployment in deployments]
+
+
+def batching(
+    session: Session, runtimes: RuntimeCache, settings: Settings, tenant_id: str, name: str, version: str
+) -> DeploymentBatching:
+    return _batching(find_deployment(session, tenant_id, name, version), runtimes, settings)
+
+
+def change_batching(
+    session: Session,
+    runtimes: RuntimeCache,
+    settings: Settings,
+    tenant_id: str,
+    name: str,
+    version: str,
+    change: BatchingChange,
+) -> DeploymentBatching:
+    deployment = find_deployment(session, tenant_id, name, version)
+    _set_batching(session, deployment, change.model_dump(include=change.model_fields_set))
+    get_served_cache().forget(tenant_id, name)
+    return _batching(deployment, runtimes, settings)
+
+
+def _batching(deployment: Deployment, runtimes: RuntimeCache, settings: Settings) -> DeploymentBatching:
+    rows, wait_ms = effective_batching(deployment, settings)
+    model = runtimes.peek(deployment.fused_model.sha256)
+    batchers = list(model.batchers.values()) if model is not None else []
+    return DeploymentBatching(
+        name=deployment.name,
+        version=deployment.version,
+        max_batch_size=deployment.max_batch_size,
+        max_batch_wait_ms=deployment.max_batch_wait_ms,
+        effective_max_batch_size=rows,
+        effective_max_batch_wait_ms=wait_ms,
+        requests=sum(batcher.stats.requests for batcher in batchers),
+        runs=sum(batcher.stats.runs for batcher in batchers),
+    )
+
+
+def _set_batching(session: Session, deployment: Deployment, changes: dict[str, int | float | None]) -> Deployment:
+    """Override (or, with None, return to the service's settings) this deployment's batching."""
+    for key in ("max_batch_size", "max_batch_wait_ms"):
+        if key in changes:
+            setattr(deployment, key, changes[key])
+    session.commit()
+    return deployment

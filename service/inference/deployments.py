@@ -68,12 +68,3 @@ def list_versions(session: Session, tenant_id: str, name: str) -> list[int]:
         .order_by(Deployment.version)
     )
     return list(session.scalars(query).all())
-
-
-def set_batching(session: Session, deployment: Deployment, changes: dict[str, int | float | None]) -> Deployment:
-    """Override (or, with None, return to the service's settings) this deployment's batching."""
-    for key in ("max_batch_size", "max_batch_wait_ms"):
-        if key in changes:
-            setattr(deployment, key, changes[key])
-    session.commit()
-    return deployment

@@ -1,5 +1,5 @@
-"""Inference routes: Open Inference Protocol v2 under /v2 (with the binary tensor extension), /v1/predict
-for records in, predictions out, and /v1/deployments for a deployment's batching.
+"""Inference routes: Open Inference Protocol v2 under /v2 (with the binary tensor extension), and
+/v1/predict for records in, predictions out.
 
 Infer runs on the event loop, so that concurrent requests can meet in one batch; ONNX Runtime runs on its
 own threads. The other routes are plain functions, which FastAPI runs in its thread pool.
@@ -7,9 +7,7 @@ own threads. The other routes are plain functions, which FastAPI runs in its thr
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
 from service import __version__
@@ -17,11 +15,9 @@ from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
 from service.core.tenancy import TenantId
 from service.inference import service
+from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
-from service.inference.runtime import RuntimeCache, get_runtimes
 from service.inference.schemas import (
-    BatchingChange,
-    DeploymentBatching,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -37,7 +33,6 @@ from service.inference.schemas import (
 oip = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
 predict_router = APIRouter(prefix="/v1", tags=["inference"])
 
-Runtimes = Annotated[RuntimeCache, Depends(get_runtimes)]
 NOT_FOUND = {404: {"description": "No such deployment", "content": {"application/json": {"example": {"error": "..."}}}}}
 INFER_BODY = {
     "requestBody": {
@@ -144,35 +139,3 @@ def predict(
 ) -> PredictResponse:
     """Rows as JSON objects in, one prediction per task and row out, from the newest version of `name`."""
     return service.predict(session, runtimes, tenant_id, name, request, settings.max_inference_rows)
-
-
-@predict_router.get(
-    "/deployments/{name}/versions/{version}",
-    response_model=DeploymentBatching,
-    responses={404: {}},
-    summary="A deployment's batching",
-)
-def deployment_batching(
-    name: str, version: str, tenant_id: TenantId, session: DbSession, runtimes: Runtimes, settings: AppSettings
-) -> DeploymentBatching:
-    return service.batching(session, runtimes, settings, tenant_id, name, version)
-
-
-@predict_router.patch(
-    "/deployments/{name}/versions/{version}",
-    response_model=DeploymentBatching,
-    responses={404: {}},
-    summary="Change a deployment's batching",
-)
-def change_deployment_batching(
-    name: str,
-    version: str,
-    change: BatchingChange,
-    tenant_id: TenantId,
-    session: DbSession,
-    runtimes: Runtimes,
-    settings: AppSettings,
-) -> DeploymentBatching:
-    """Fields left out stay as they are; null returns a field to the service's setting. Every API process
-    applies the change within FUSEBOX_INFERENCE_DEPLOYMENT_CACHE_S."""
-    return service.change_batching(session, runtimes, settings, tenant_id, name, version, change)

@@ -110,30 +110,6 @@ class PredictResponse(BaseModel):
     )
 
 
-class BatchingChange(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"max_batch_size": 256, "max_batch_wait_ms": 2.0}]}
-    )
-
-    max_batch_size: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Rows per ONNX Runtime call; null: the service's setting."
-    )
-    max_batch_wait_ms: float | None = Field(
-        default=None, ge=0, le=1000, description="Longest wait for other requests; 0: no batching; null: the setting."
-    )
-
-
-class DeploymentBatching(BaseModel):
-    name: str
-    version: int
-    max_batch_size: int | None = Field(description="This deployment's own setting; null: the service's.")
-    max_batch_wait_ms: float | None
-    effective_max_batch_size: int
-    effective_max_batch_wait_ms: float
-    requests: int = Field(description="Inference requests this API process has run for the deployment's model.")
-    runs: int = Field(description="ONNX Runtime calls they took: fewer than requests when batching merged them.")
-
-
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON schema with its $defs written in place: OpenAPI resolves $ref from the document's root, so a
     schema handed to it by hand cannot keep pydantic's local references."""

@@ -15,19 +15,17 @@ from service.core.config import Settings
 from service.core.errors import BadRequest, TooLarge
 from service.core.metrics import record_inference
 from service.inference.batching import batcher_for
-from service.inference.deployments import find_deployment, list_versions, set_batching
+from service.inference.deployments import find_deployment, list_versions
 from service.inference.models import Deployment
 from service.inference.protocol import WireRequest, decode_request, encode_response
 from service.inference.runtime import LoadedModel, RuntimeCache
 from service.inference.schemas import (
-    BatchingChange,
-    DeploymentBatching,
     ModelMetadata,
     PredictRequest,
     PredictResponse,
     TensorMetadata,
 )
-from service.inference.served import Served, get_served_cache, resolve
+from service.inference.served import Served, resolve
 from service.inference.tensors import TensorSpec, check_shape, check_values, from_bytes, from_json
 
 _OFFLOAD_BYTES = 1 << 16
@@ -98,43 +96,6 @@ def effective_batching(served: Served | Deployment, settings: Settings) -> tuple
     rows = served.max_batch_size or settings.batch_max_rows
     wait_ms = served.max_batch_wait_ms if served.max_batch_wait_ms is not None else settings.batch_max_wait_ms
     return rows, wait_ms
-
-
-def batching(
-    session: Session, runtimes: RuntimeCache, settings: Settings, tenant_id: str, name: str, version: str
-) -> DeploymentBatching:
-    return _batching(find_deployment(session, tenant_id, name, version), runtimes, settings)
-
-
-def change_batching(
-    session: Session,
-    runtimes: RuntimeCache,
-    settings: Settings,
-    tenant_id: str,
-    name: str,
-    version: str,
-    change: BatchingChange,
-) -> DeploymentBatching:
-    deployment = find_deployment(session, tenant_id, name, version)
-    set_batching(session, deployment, change.model_dump(include=change.model_fields_set))
-    get_served_cache().forget(tenant_id, name)
-    return _batching(deployment, runtimes, settings)
-
-
-def _batching(deployment: Deployment, runtimes: RuntimeCache, settings: Settings) -> DeploymentBatching:
-    rows, wait_ms = effective_batching(deployment, settings)
-    model = runtimes.peek(deployment.fused_model.sha256)
-    batchers = list(model.batchers.values()) if model is not None else []
-    return DeploymentBatching(
-        name=deployment.name,
-        version=deployment.version,
-        max_batch_size=deployment.max_batch_size,
-        max_batch_wait_ms=deployment.max_batch_wait_ms,
-        effective_max_batch_size=rows,
-        effective_max_batch_wait_ms=wait_ms,
-        requests=sum(batcher.stats.requests for batcher in batchers),
-        runs=sum(batcher.stats.runs for batcher in batchers),
-    )
 
 
 def predict(
