@@ -102,6 +102,23 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
+    @property
+    def port(self) -> str:
+        return self.url.rsplit(":", 1)[1]
+
+    def start_api(self) -> None:
+        """The API, as process `api` (again, after a test killed it), ready when this returns."""
+        command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", self.port]
+        self.start("api", command)
+        wait_ready(self)
+
+    def start_worker(self, name: str = "worker") -> None:
+        self.start(
+            name,
+            [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--pool=solo", "--concurrency=1",
+             "--queues=fusion", "--loglevel=INFO", f"--hostname={name}-{uuid.uuid4().hex[:6]}@%h"],
+        )  # fmt: skip
+
     def stored_files(self) -> set[Path]:
         """Everything under the artifact root: to show that a refused upload left nothing behind."""
         return {path for path in self.artifacts.rglob("*") if path.is_file()}
@@ -122,16 +139,10 @@ def start_stack(folder: Path, database_url: str, broker_url: str, worker: bool =
         "PYTHONUNBUFFERED": "1",
     }
     stack = Stack(env=env, url=f"http://127.0.0.1:{port}", folder=folder)
-    python = sys.executable
-    stack.start("api", [python, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)])
-    if worker:
-        stack.start(
-            "worker",
-            [python, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--pool=solo", "--concurrency=1",
-             "--queues=fusion", "--loglevel=INFO", f"--hostname=test-{port}@%h"],
-        )  # fmt: skip
     try:
-        _wait_ready(stack)
+        stack.start_api()  # first: it migrates the database the worker reads
+        if worker:
+            stack.start_worker()
     except BaseException:
         stack.stop()
         raise
@@ -139,7 +150,7 @@ def start_stack(folder: Path, database_url: str, broker_url: str, worker: bool =
     return stack
 
 
-def _wait_ready(stack: Stack, timeout: float = 60) -> None:
+def wait_ready(stack: Stack, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     with stack.client() as client:
         while time.monotonic() < deadline:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -140,28 +139,15 @@ def kill_workers(stack: Stack) -> None:
 
 
 def start_worker(stack: Stack) -> None:
-    name = f"worker-{len(stack.processes)}"
-    stack.start(
-        name,
-        [sys.executable, "-m", "celery", "-A", "worker.app:celery_app", "worker", "--pool=solo", "--concurrency=1",
-         "--queues=fusion", "--loglevel=INFO", f"--hostname={name}-{uuid.uuid4().hex[:6]}@%h"],
-    )  # fmt: skip
+    """One more worker, named after the processes so far (killed ones keep their names and logs)."""
+    stack.start_worker(f"worker-{len(stack.processes)}")
 
 
 def restart_api(stack: Stack) -> None:
-    api = stack.processes["api"]
-    os.killpg(api.pid, signal.SIGKILL)
-    api.wait()
-    port = stack.url.rsplit(":", 1)[1]
-    stack.start("api", [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", port])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{stack.url}/v2/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"the API did not come back\n{stack.logs()}")
+    """SIGKILL to the API, then a new one on the same port."""
+    os.killpg(stack.processes["api"].pid, signal.SIGKILL)
+    stack.processes["api"].wait()
+    stack.start_api()
 
 
 def count_rows(stack: Stack, query: str, **parameters: object) -> int:
