@@ -48,6 +48,11 @@ export function table(headings, rows, rowProps = () => ({})) {
   );
 }
 
+/** The table of `rows`, or where there are none, a note saying what would fill it. */
+export function tableOr(emptyNote, headings, rows) {
+  return rows.length === 0 ? h("p", { class: "muted" }, emptyNote) : table(headings, rows);
+}
+
 export function message(kind, text, problems = []) {
   return h(
     "div",

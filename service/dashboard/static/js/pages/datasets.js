@@ -1,7 +1,7 @@
 // Datasets: the list, and one dataset's columns with their statistics.
 
 import { api } from "../api.js";
-import { facts, h, replace, table } from "../dom.js";
+import { facts, h, replace, table, tableOr } from "../dom.js";
 import { bytes, count, when } from "../format.js";
 
 export async function list(root, { signal }) {
@@ -17,9 +17,11 @@ export async function list(root, { signal }) {
   replace(
     root,
     h("h1", {}, "Datasets"),
-    items.length === 0
-      ? h("p", { class: "muted" }, "No datasets yet: upload a CSV or Parquet file with POST /v1/datasets.")
-      : table(["name", "rows", "columns", "format", "size", "uploaded"], rows),
+    tableOr(
+      "No datasets yet: upload a CSV or Parquet file with POST /v1/datasets.",
+      ["name", "rows", "columns", "format", "size", "uploaded"],
+      rows,
+    ),
   );
 }
 

@@ -1,7 +1,7 @@
 // Deployments: each fused model served, by name and version, with the tasks it answers and how.
 
 import { api } from "../api.js";
-import { h, replace, table } from "../dom.js";
+import { h, replace, tableOr } from "../dom.js";
 import { bytes, when } from "../format.js";
 
 export async function list(root, { signal }) {
@@ -19,9 +19,11 @@ export async function list(root, { signal }) {
   replace(
     root,
     h("h1", {}, "Deployments"),
-    items.length === 0
-      ? h("p", { class: "muted" }, "Nothing deployed yet: a fusion job that succeeds deploys its model under its name.")
-      : table(["name", "version", "tasks", "strategy", "from", "endpoint", "size", "deployed"], rows),
+    tableOr(
+      "Nothing deployed yet: a fusion job that succeeds deploys its model under its name.",
+      ["name", "version", "tasks", "strategy", "from", "endpoint", "size", "deployed"],
+      rows,
+    ),
   );
 }
 

@@ -1,7 +1,7 @@
 // Fusion jobs, newest first; the list refreshes itself while a job is queued or running.
 
 import { api } from "../api.js";
-import { h, replace, table } from "../dom.js";
+import { h, replace, tableOr } from "../dom.js";
 import { when } from "../format.js";
 import { progressBar } from "../widgets/progress.js";
 import { FINISHED, statusBadge } from "../widgets/status.js";
@@ -27,9 +27,11 @@ export async function list(root, { signal }) {
       h("h1", {}, "Fusion jobs"),
       h("a", { class: "button", href: "#/jobs/new" }, "New fusion job"),
     ),
-    items.length === 0
-      ? h("p", { class: "muted" }, "No fusion jobs yet.")
-      : table(["name", "status", "progress", "epoch", "strategy", "tasks", "created"], rows),
+    tableOr(
+      "No fusion jobs yet.",
+      ["name", "status", "progress", "epoch", "strategy", "tasks", "created"],
+      rows,
+    ),
   );
   if (items.some((job) => !FINISHED.has(job.status))) {
     setTimeout(() => signal.aborted || list(root, { signal }).catch(() => {}), REFRESH_MS);

@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { componentTree } from "../charts/tree.js";
-import { facts, h, replace, table } from "../dom.js";
+import { facts, h, replace, table, tableOr } from "../dom.js";
 import { bytes, count, when } from "../format.js";
 
 export async function list(root, { signal }) {
@@ -20,9 +20,11 @@ export async function list(root, { signal }) {
   replace(
     root,
     h("h1", {}, "Source models"),
-    items.length === 0
-      ? h("p", { class: "muted" }, "No models yet: upload one with POST /v1/models (see the API docs at /docs).")
-      : table(["name", "task", "type", "inputs", "parameters", "body components", "size", "uploaded"], rows),
+    tableOr(
+      "No models yet: upload one with POST /v1/models (see the API docs at /docs).",
+      ["name", "task", "type", "inputs", "parameters", "body components", "size", "uploaded"],
+      rows,
+    ),
   );
 }
 
