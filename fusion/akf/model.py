@@ -2,7 +2,7 @@
 
 Per fusion level l, every source model contributes one component output (its representation at that
 depth). Each task carries a state token through the levels. At each level:
-  1. every component output is projected to a component token, and to that token's key and value;
+  1. every component output is projected to a component token;
   2. intra-task mixture: for each task, a gate driven by the task's state mixes the task's own
      component tokens, and the mixture is added to the task state;
   3. inter-task attention: a pre-LayerNorm Transformer block in which each task attends, with several
@@ -13,8 +13,10 @@ learned mixture of the task's source model outputs (logits), initialised to thei
 starts from the ensemble of the source models and moves away from it only where the data says so.
 
 Only task tokens are read after a level, so only they are computed as queries; component tokens enter
-as keys and values, which are linear maps of the component outputs. On a CPU the cost of a step at
-these sizes is dominated by the number of operations, so the network is written with as few as it needs.
+as keys and values through one small map shared by the level's components (projecting every component
+straight to token, key and value would triple the widest matrix products of a step). On a CPU the cost of
+a step at these sizes is dominated by the number of operations, so the network is written with as few as
+it needs.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class AKFLevel(nn.Module):
             raise ValueError(f"d_model ({d}) must be a multiple of heads ({config.heads})")
         self.d_model = d
         self.scale = 1.0 / math.sqrt(d // config.heads)
-        self.components = SourceProjections([source.level_widths[level] for source in layout.sources], 3 * d)
+        self.components = SourceProjections([source.level_widths[level] for source in layout.sources], d)
+        self.component_kv = nn.Linear(d, 2 * d)
         self.gate = nn.Linear(d, len(layout.sources))
         own_sources = torch.zeros(len(layout.tasks), len(layout.sources), dtype=torch.bool)
         for index, source in enumerate(layout.sources):
@@ -106,9 +109,10 @@ class AKFLevel(nn.Module):
 
     def forward(self, task_states: torch.Tensor, component_outputs: list[torch.Tensor]) -> torch.Tensor:
         """task_states [B, T, d]; component_outputs: one [B, width] tensor per source."""
-        tokens, component_keys, component_values = self.components(component_outputs).split(self.d_model, dim=-1)
+        tokens = self.components(component_outputs)
         gate = torch.softmax(self.gate(task_states) + self.gate_mask, dim=-1)
         task_states = task_states + gate @ tokens
+        component_keys, component_values = self.component_kv(tokens).split(self.d_model, dim=-1)
         queries, task_keys, task_values = self.task_qkv(self.attention_norm(task_states)).split(self.d_model, dim=-1)
         keys = torch.cat([task_keys, component_keys], dim=1)
         values = torch.cat([task_values, component_values], dim=1)
