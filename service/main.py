@@ -65,7 +65,8 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
-    for router in (models_router, datasets_router, jobs_router, predict_router, oip):
+    # /v2 first: routes are matched in order, and its infer route is the one that answers at the highest rate.
+    for router in (oip, models_router, datasets_router, jobs_router, predict_router):
         app.include_router(router)
     app.include_router(events_router)
     app.include_router(deployments_router)

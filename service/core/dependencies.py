@@ -1,4 +1,9 @@
-"""What routes get injected: a database session, the artifact store, the settings."""
+"""What routes get injected: a database session, the artifact store, the settings.
+
+The store and the settings come from async providers: FastAPI calls those on the event loop, where a plain
+function dependency would cost a worker-thread round trip per request (the infer route's budget is a
+fraction of a millisecond).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,14 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
+async def _store() -> ArtifactStore:
+    return get_store()
+
+
+async def _settings() -> Settings:
+    return get_settings()
+
+
 DbSession = Annotated[Session, Depends(get_session)]
-Store = Annotated[ArtifactStore, Depends(get_store)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+Store = Annotated[ArtifactStore, Depends(_store)]
+AppSettings = Annotated[Settings, Depends(_settings)]

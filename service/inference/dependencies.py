@@ -8,4 +8,10 @@ from fastapi import Depends
 
 from service.inference.runtime import RuntimeCache, get_runtimes
 
-Runtimes = Annotated[RuntimeCache, Depends(get_runtimes)]
+
+async def _runtimes() -> RuntimeCache:
+    """Async, so that FastAPI calls it on the event loop rather than on a worker thread."""
+    return get_runtimes()
+
+
+Runtimes = Annotated[RuntimeCache, Depends(_runtimes)]

@@ -23,7 +23,7 @@ from fusion.intake.runtime import known_shapes
 from service.core.config import Settings, get_settings
 from service.core.errors import BadRequest
 from service.core.storage import ArtifactStore, get_store
-from service.inference.tensors import TensorSpec, datatype_of_ort, shape_of_ort
+from service.inference.tensors import TensorSpec, ValueCheck, datatype_of_ort, shape_of_ort
 
 if TYPE_CHECKING:
     from service.inference.batching import Batcher
@@ -45,8 +45,11 @@ class LoadedModel:
         self.outputs = [
             TensorSpec(o.name, datatype_of_ort(o.type), shape_of_ort(o.shape)) for o in session.get_outputs()
         ]
-        self.cardinalities = dict(cardinalities)
-        """Id input -> rows of the embedding table it indexes, where the graph says so for sure."""
+        self.input_specs = {spec.name: spec for spec in self.inputs}
+        self.output_names = [spec.name for spec in self.outputs]
+        self.check_values = ValueCheck(self.inputs, cardinalities)
+        """Finite floats, and ids within the embedding table they index (`cardinalities`: its rows, where the
+        graph says so for sure)."""
         self.batchable = all(spec.shape and spec.shape[0] == -1 for spec in self.inputs + self.outputs)
         """Rows of several requests can be stacked: every input and output has a free first dimension."""
         self.batchers: dict[tuple[int, float], Batcher] = {}

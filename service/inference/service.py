@@ -26,7 +26,7 @@ from service.inference.schemas import (
     TensorMetadata,
 )
 from service.inference.served import Served, resolve
-from service.inference.tensors import TensorSpec, check_shape, check_values, from_bytes, from_json
+from service.inference.tensors import TensorSpec, check_shape, from_bytes, from_json
 
 _OFFLOAD_BYTES = 1 << 16
 """Bodies and answers larger than this are decoded and encoded on a worker thread: a 1024-row JSON
@@ -87,7 +87,7 @@ async def infer(
 def prepare(model: LoadedModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
     request = decode_request(body, header_length)
     feeds, rows = _feeds(model, request, max_rows)
-    check_values(feeds, model.cardinalities)
+    model.check_values(feeds)
     return Prepared(request, feeds, rows, _wanted_outputs(model, request.outputs))
 
 
@@ -112,7 +112,7 @@ def predict(
     deployment = find_deployment(session, tenant_id, name)
     model = runtimes.get(deployment.fused_model.sha256)
     feeds = _record_feeds(model, deployment, request.records)
-    check_values(feeds, model.cardinalities)
+    model.check_values(feeds)
     tasks = [task["name"] for task in deployment.fused_model.tasks]
     results = model.run(feeds, tasks)
     answer = PredictResponse(
@@ -129,36 +129,43 @@ def _tensors(specs: list[TensorSpec]) -> list[TensorMetadata]:
 
 
 def _feeds(model: LoadedModel, request: WireRequest, max_rows: int) -> tuple[dict[str, np.ndarray], int]:
-    specs = {spec.name: spec for spec in model.inputs}
-    given = [tensor.name for tensor in request.inputs]
-    unknown = [name for name in given if name not in specs]
-    missing = [name for name in specs if name not in given]
-    if unknown or missing or len(given) != len(set(given)):
-        raise BadRequest(
-            f"the model's inputs are {sorted(specs)}"
-            + (f"; unknown: {unknown[:20]}" if unknown else "")
-            + (f"; missing: {missing}" if missing else "")
-            + ("; some inputs are given twice" if len(given) != len(set(given)) else "")
-        )
+    specs = model.input_specs
+    given = {tensor.name for tensor in request.inputs}
+    if given != specs.keys() or len(given) != len(request.inputs):
+        _refuse_names(list(specs), [tensor.name for tensor in request.inputs])
+    rows = {}
     for tensor in request.inputs:
         check_shape(tensor.name, tensor.datatype, tensor.shape, specs[tensor.name])
-    rows = {tensor.name: tensor.shape[0] for tensor in request.inputs if tensor.shape}
+        if tensor.shape:
+            rows[tensor.name] = tensor.shape[0]
     count = max(rows.values(), default=1)
     if count > max_rows:  # before any data is converted: the limit also bounds the memory a request takes
         raise TooLarge(f"{count:,} rows are more than the limit of {max_rows:,} per request")
-    feeds = from_json([t for t in request.inputs if t.raw is None], specs, request.may_hold_booleans)
-    for tensor in request.inputs:
-        if tensor.raw is not None:
-            feeds[tensor.name] = from_bytes(tensor.name, tensor.shape, tensor.raw, specs[tensor.name])
+    json_inputs = [tensor for tensor in request.inputs if tensor.size is None]
+    feeds = from_json(json_inputs, specs, request.may_hold_booleans)
+    if len(json_inputs) < len(request.inputs):
+        binary = [tensor for tensor in request.inputs if tensor.size is not None]
+        feeds.update(from_bytes(binary, specs, request.tensor_bytes))
     counts = dict(zip(rows.values(), rows, strict=False))  # one input named per row count
     if len(counts) > 1:
         examples = ", ".join(f"'{name}' has {count}" for count, name in list(counts.items())[:3])
         raise BadRequest(f"every input needs the same number of rows (first dimension): {examples}")
-    return {spec.name: feeds[spec.name] for spec in model.inputs}, count
+    return {name: feeds[name] for name in specs}, count
+
+
+def _refuse_names(expected: list[str], given: list[str]) -> None:
+    unknown = [name for name in given if name not in expected]
+    missing = [name for name in expected if name not in given]
+    raise BadRequest(
+        f"the model's inputs are {sorted(expected)}"
+        + (f"; unknown: {unknown[:20]}" if unknown else "")
+        + (f"; missing: {missing}" if missing else "")
+        + ("; some inputs are given twice" if len(given) != len(set(given)) else "")
+    )
 
 
 def _wanted_outputs(model: LoadedModel, wanted: list[str] | None) -> list[str]:
-    names = [spec.name for spec in model.outputs]
+    names = model.output_names
     if wanted is None:
         return names
     unknown = [name for name in wanted if name not in names]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,9 +64,20 @@ class TensorSpec:
     datatype: str
     shape: tuple[int, ...]
 
-    @property
+    # Cached: the checks read these for every input of every request.
+    @cached_property
     def numpy_dtype(self) -> np.dtype:
         return DATATYPES[self.datatype]
+
+    @cached_property
+    def wire_dtype(self) -> np.dtype:
+        """The binary extension's byte order: little-endian."""
+        return self.numpy_dtype.newbyteorder("<")
+
+    @cached_property
+    def any_size(self) -> bool:
+        """Every dimension is free (-1): a shape fits when its rank does."""
+        return all(dim == -1 for dim in self.shape)
 
 
 def datatype_of_ort(ort_type: str) -> str:
@@ -83,7 +97,9 @@ def check_shape(name: str, datatype: str, shape: tuple[int, ...], spec: TensorSp
     """Datatype and shape as the model declares them; dimensions the request gives are never negative."""
     if datatype != spec.datatype:
         raise BadRequest(f"input '{name}' has datatype {datatype}; the model expects {spec.datatype}")
-    if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)):
+    if len(shape) != len(spec.shape) or (
+        not spec.any_size and any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True))
+    ):
         raise BadRequest(f"input '{name}' has shape {list(shape)}; the model expects {list(spec.shape)} (-1: any size)")
 
 
@@ -154,44 +170,73 @@ def _fits_integer_range(values: np.ndarray, spec: TensorSpec) -> bool:
     return bool(limits.min <= values.min() and values.max() <= limits.max)
 
 
-def from_bytes(name: str, shape: tuple[int, ...], raw: memoryview, spec: TensorSpec) -> np.ndarray:
-    """Little-endian tensor bytes (the binary extension's layout), row-major."""
-    dtype = spec.numpy_dtype.newbyteorder("<")
-    expected = math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        raise BadRequest(
-            f"input '{name}' has binary_data_size {len(raw)}, but shape {list(shape)} of {spec.datatype} takes "
-            f"{expected} bytes"
-        )
-    values = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    if spec.numpy_dtype == np.bool_ and values.size and values.view(np.uint8).max() > 1:
-        raise BadRequest(f"input '{name}' (BOOL) must hold bytes 0 or 1")
-    # ONNX Runtime wants aligned, native-order memory; the bytes sit wherever the JSON header ended.
-    return values if values.flags.aligned and dtype.isnative else values.astype(spec.numpy_dtype)
+def from_bytes(
+    inputs: list[WireInput], specs: Mapping[str, TensorSpec], tensor_bytes: memoryview
+) -> dict[str, np.ndarray]:
+    """Little-endian tensor bytes (the binary extension's layout), row-major, of the inputs that came as
+    bytes (`tensor_bytes`: all of theirs, in input order). Consecutive inputs of one datatype and shape lie
+    side by side: each such run is read in one numpy call, each input a view of its row (per input, the calls
+    cost more than the model)."""
+    arrays = {}
+    start = 0
+    for (datatype, shape), run in groupby(inputs, key=lambda tensor: (tensor.datatype, tensor.shape)):
+        tensors = list(run)
+        spec = specs[tensors[0].name]  # the datatype was checked: every input of the run has this dtype
+        count = math.prod(shape)
+        expected = count * spec.wire_dtype.itemsize
+        for tensor in tensors:
+            if tensor.size != expected:
+                raise BadRequest(
+                    f"input '{tensor.name}' has binary_data_size {tensor.size}, but shape {list(shape)} of {datatype} "
+                    f"takes {expected} bytes"
+                )
+        values = np.frombuffer(tensor_bytes, spec.wire_dtype, count * len(tensors), start)
+        values = values.reshape(len(tensors), *shape)
+        start += expected * len(tensors)
+        if datatype == "BOOL" and values.size:
+            _check_booleans(tensors, values)
+        # ONNX Runtime wants aligned, native-order memory; the bytes sit wherever the JSON header ended.
+        if not (values.flags.aligned and spec.wire_dtype.isnative):
+            values = values.astype(spec.numpy_dtype)
+        arrays.update(zip([tensor.name for tensor in tensors], values, strict=True))
+    return arrays
 
 
-def check_values(feeds: dict[str, np.ndarray], cardinalities: dict[str, int]) -> None:
-    """Every float finite, every id within its embedding table. All inputs of a kind are checked in one
-    pass: per input, the checks cost more than the model on small requests."""
-    floats = [name for name, values in feeds.items() if values.dtype.kind == "f"]
-    if floats:
-        finite = np.isfinite(np.concatenate([feeds[name].reshape(-1) for name in floats]))
-        if not finite.all():
-            name, index = _locate(feeds, floats, int(np.argmin(finite)))
-            raise BadRequest(
-                f"input '{name}' holds {feeds[name].reshape(-1)[index]} at position {index}; values must be finite"
-            )
-    ids = [name for name in cardinalities if name in feeds]
-    if ids:
-        flat = np.concatenate([feeds[name].reshape(-1) for name in ids])
-        limits = np.repeat([cardinalities[name] for name in ids], [feeds[name].size for name in ids])
-        outside = (flat < 0) | (flat >= limits)
-        if outside.any():
-            name, index = _locate(feeds, ids, int(np.argmax(outside)))
-            raise BadRequest(
-                f"the model could not run on these inputs: input '{name}' holds id {feeds[name].reshape(-1)[index]} "
-                f"at position {index}, outside its embedding table (ids 0 to {cardinalities[name] - 1})"
-            )
+def _check_booleans(tensors: list[WireInput], values: np.ndarray) -> None:
+    wrong = values.view(np.uint8).reshape(len(tensors), -1).max(axis=1) > 1
+    if wrong.any():
+        raise BadRequest(f"input '{tensors[int(np.argmax(wrong))].name}' (BOOL) must hold bytes 0 or 1")
+
+
+class ValueCheck:
+    """Every float finite, every id within its embedding table: a model's inputs sorted into those two kinds
+    once, so that a request's inputs of a kind are checked in one pass (per input, the checks cost more than
+    the model on small requests)."""
+
+    def __init__(self, specs: list[TensorSpec], cardinalities: Mapping[str, int]) -> None:
+        self.floats = [spec.name for spec in specs if spec.numpy_dtype.kind == "f"]
+        self.ids = [spec.name for spec in specs if spec.name in cardinalities]
+        self.limits = np.array([cardinalities[name] for name in self.ids], dtype=np.int64)
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> None:
+        if self.floats:
+            finite = np.isfinite(np.concatenate([feeds[name] for name in self.floats], axis=None))
+            if not finite.all():
+                name, index = _locate(feeds, self.floats, int(np.argmin(finite)))
+                raise BadRequest(
+                    f"input '{name}' holds {feeds[name].reshape(-1)[index]} at position {index}; values must be finite"
+                )
+        if self.ids:
+            flat = np.concatenate([feeds[name] for name in self.ids], axis=None)
+            limits = np.repeat(self.limits, [feeds[name].size for name in self.ids])
+            outside = (flat < 0) | (flat >= limits)
+            if outside.any():
+                name, index = _locate(feeds, self.ids, int(np.argmax(outside)))
+                value, table = feeds[name].reshape(-1)[index], self.limits[self.ids.index(name)]
+                raise BadRequest(
+                    f"the model could not run on these inputs: input '{name}' holds id {value} at position {index}, "
+                    f"outside its embedding table (ids 0 to {table - 1})"
+                )
 
 
 def _locate(feeds: dict[str, np.ndarray], names: list[str], position: int) -> tuple[str, int]:
