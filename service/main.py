@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,7 +47,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.bootstrap_tenant:
         await run_in_threadpool(_bootstrap_tenant, settings.local_key_file)
     log.info("fusebox %s: database %s", __version__, settings.sqlalchemy_url.split("@")[-1])
+    _tune_garbage_collector()
     yield
+
+
+def _tune_garbage_collector() -> None:
+    """Startup's objects (modules, routes, schemas: some 200,000) leave the collector's view, and the youngest
+    generation is collected every 10,000 net allocations rather than 700. Under load, the objects of requests in
+    flight survive into older generations fast enough to set off a full collection several times a second; each
+    walked all of startup's objects, pausing every request for tens of milliseconds (the p99 of concurrent
+    inference requests), and the young collections cost some 20 us per request. Request garbage is freed by
+    reference counting; the collector is only there for cycles."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _bootstrap_tenant(key_file: Path) -> None:
