@@ -7,9 +7,10 @@ Starts the API and a worker on the embedded defaults in a temporary folder, fuse
 models that bench/census_fusion.py leaves in var/bench/models (one epoch on a few thousand rows: the
 fused graph is the one the full job exports, only its weights differ) and deploys it. Then measures rows/s
 and p50/p99 latency: one client at batch 1 and 1024, JSON and binary tensors; 32 concurrent batch-1
-clients with dynamic batching off and on. Clients are a minimal keep-alive HTTP/1.1 client on asyncio,
-so that the load generator takes little of the CPU it shares with the server. Prints a table and the
-targets, and writes bench/results/serving.json.
+clients with dynamic batching off and on, and the API process's CPU time per request (all its threads).
+Clients are a minimal keep-alive HTTP/1.1 client on asyncio, so that the load generator takes little of the
+CPU it shares with the server. Prints a table, the targets and the bound that the server's own CPU time per
+request sets on what batching can gain, and writes bench/results/serving.json.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -51,6 +53,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     requests: int
+    cpu_us: float
+    """CPU time per request: the API process's (in process: this one's, ONNX Runtime's threads included)."""
 
 
 def main() -> None:
@@ -69,7 +73,7 @@ def main() -> None:
             rows = _ceiling(session, frame, args.seconds)
             host, port = service.url.removeprefix("http://").split(":")
             headers = {"Authorization": f"Bearer {service.api_key}"}
-            http = _HttpBench(host, int(port), headers, session, frame, args.seconds)
+            http = _HttpBench(host, int(port), headers, session, frame, args.seconds, service.api_pid)
             _set_batching(client, 0)
             for batch in (1, 1024):
                 for binary in (False, True):
@@ -102,12 +106,14 @@ def _ceiling(session: ort.InferenceSession, frame: pd.DataFrame, seconds: float)
         feed = model_feeds(session.get_inputs(), frame.head(batch))
         session.run(None, feed)
         latencies = []
+        cpu_started = time.process_time()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             session.run(None, feed)
             latencies.append(time.perf_counter() - started)
-        rows.append(_row("in-process ONNX Runtime (ceiling)", batch, 1, latencies, sum(latencies)))
+        cpu = time.process_time() - cpu_started
+        rows.append(_row("in-process ONNX Runtime (ceiling)", batch, 1, latencies, sum(latencies), cpu))
     return rows
 
 
@@ -120,26 +126,40 @@ class _HttpBench:
         session: ort.InferenceSession,
         frame: pd.DataFrame,
         seconds: float,
+        server_pid: int,
     ) -> None:
         self.host, self.port, self.headers = host, port, headers
         self.inputs, self.frame, self.seconds = session.get_inputs(), frame, seconds
+        self.server_pid = server_pid
 
     async def measure(self, batch: int, binary: bool, clients: int, label: str = "") -> Row:
         feeds = model_feeds(self.inputs, self.frame.head(batch))
         request = infer_request(self.host, self.port, NAME, self.headers, feeds, binary)
         deadline = time.perf_counter() + 0.5 + self.seconds
         measured_from = time.perf_counter() + 0.5  # the first half second warms connections and caches
+        cpu_from = asyncio.create_task(self._server_cpu_after(0.5))
         runs = await asyncio.gather(
             *(run_client(self.host, self.port, request, deadline, measured_from) for _ in range(clients))
         )
+        cpu = _cpu_seconds(self.server_pid) - await cpu_from
         if errors := [error for run in runs for error in run.errors]:
             raise RuntimeError(f"{len(errors)} failed requests, the first: {errors[0]}")
         latencies = [latency for run in runs for latency in run.latencies]
         scenario = f"HTTP {'binary' if binary else 'JSON'}" + (f", {clients} clients, {label}" if label else "")
-        return _row(scenario, batch, clients, latencies, self.seconds)
+        return _row(scenario, batch, clients, latencies, self.seconds, cpu)
+
+    async def _server_cpu_after(self, delay: float) -> float:
+        await asyncio.sleep(delay)
+        return _cpu_seconds(self.server_pid)
 
 
-def _row(scenario: str, batch: int, clients: int, latencies: list[float], seconds: float) -> Row:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _row(scenario: str, batch: int, clients: int, latencies: list[float], seconds: float, cpu_seconds: float) -> Row:
     ordered = sorted(latencies)
     return Row(
         scenario=scenario,
@@ -149,14 +169,18 @@ def _row(scenario: str, batch: int, clients: int, latencies: list[float], second
         p50_ms=statistics.median(ordered) * 1e3,
         p99_ms=ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3,
         requests=len(latencies),
+        cpu_us=cpu_seconds / len(latencies) * 1e6,
     )
 
 
 def _table(rows: list[Row]) -> str:
-    lines = ["| scenario | batch | clients | rows/s | p50 ms | p99 ms | requests |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scenario | batch | clients | rows/s | p50 ms | p99 ms | requests | CPU us/request |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     lines += [
         f"| {r.scenario} | {r.batch} | {r.clients} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-        f"{r.requests:,} |"
+        f"{r.requests:,} | {r.cpu_us:,.0f} |"
         for r in rows
     ]
     return "\n".join(lines)
@@ -167,6 +191,7 @@ def _targets(rows: list[Row]) -> list[str]:
         return next(r for r in rows if r.scenario == scenario and r.batch == batch)
 
     ceiling = find("in-process ONNX Runtime (ceiling)", 1024)
+    model_cpu = find("in-process ONNX Runtime (ceiling)", 1).cpu_us
     binary = find("HTTP binary", 1024)
     single = find("HTTP binary", 1)
     off = find(f"HTTP binary, {CLIENTS} clients, batching off", 1)
@@ -181,6 +206,9 @@ def _targets(rows: list[Row]) -> list[str]:
         f"({gain:.2f}x: {on.rows_per_s:,.0f} vs {off.rows_per_s:,.0f} rows/s)",
         f"target {CLIENTS} clients, batching on p99 <= 4x the batch-1 p99: {'PASS' if tail <= 4 else 'FAIL'} "
         f"({tail:.2f}x: {on.p99_ms:.2f} vs {single.p99_ms:.2f} ms; vs batching off p99 {off.p99_ms:.2f} ms)",
+        f"bound: the server spends P = {single.cpu_us - model_cpu:,.0f} us of CPU per batch-1 request besides "
+        f"O = {model_cpu:,.0f} us in ONNX Runtime; batching merges only O, so with k requests per call it gains "
+        f"(P+O)/(P+O/k) < (P+O)/P = {single.cpu_us / (single.cpu_us - model_cpu):.2f}x at most",
     ]
 
 

@@ -55,6 +55,40 @@ BAD_INPUT = {
 }
 
 
+# Infer first: routes are matched in the order they are declared, and this one answers at the highest rate.
+@oip.post(
+    "/models/{name}/infer",
+    response_model=InferenceResponse,
+    responses={**NOT_FOUND, **BAD_INPUT},
+    summary="Inference (the newest version)",
+    openapi_extra=INFER_BODY,
+)
+@oip.post(
+    "/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses={**NOT_FOUND, **BAD_INPUT},
+    openapi_extra=INFER_BODY,
+)
+async def infer(
+    name: str,
+    request: Request,
+    tenant_id: TenantId,
+    runtimes: Runtimes,
+    settings: AppSettings,
+    version: str | None = None,
+) -> Response:
+    """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
+    come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
+    # No request session: the deployment is resolved on short sessions of its own (served.py), so that a
+    # request waiting for its batch holds no pooled connection.
+    body = await read_body(request, settings.inference_max_body_bytes)
+    header_length = request.headers.get(HEADER_LENGTH)
+    content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)
+    if json_length is None:
+        return Response(content, media_type=JSON_TYPE)
+    return Response(content, media_type=BINARY_TYPE, headers={HEADER_LENGTH: str(json_length)})
+
+
 @oip.get("", response_model=ServerMetadata, summary="Server metadata")
 def server_metadata() -> ServerMetadata:
     return ServerMetadata(name="fusebox", version=__version__, extensions=[BINARY_EXTENSION])
@@ -88,39 +122,6 @@ def model_ready(
     name: str, tenant_id: TenantId, session: DbSession, runtimes: Runtimes, version: str | None = None
 ) -> ModelReady:
     return ModelReady(name=name, ready=service.ready(session, runtimes, tenant_id, name, version))
-
-
-@oip.post(
-    "/models/{name}/infer",
-    response_model=InferenceResponse,
-    responses={**NOT_FOUND, **BAD_INPUT},
-    summary="Inference (the newest version)",
-    openapi_extra=INFER_BODY,
-)
-@oip.post(
-    "/models/{name}/versions/{version}/infer",
-    response_model=InferenceResponse,
-    responses={**NOT_FOUND, **BAD_INPUT},
-    openapi_extra=INFER_BODY,
-)
-async def infer(
-    name: str,
-    request: Request,
-    tenant_id: TenantId,
-    runtimes: Runtimes,
-    settings: AppSettings,
-    version: str | None = None,
-) -> Response:
-    """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
-    come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
-    # No request session: the deployment is resolved on short sessions of its own (served.py), so that a
-    # request waiting for its batch holds no pooled connection.
-    body = await read_body(request, settings.inference_max_body_bytes)
-    header_length = request.headers.get(HEADER_LENGTH)
-    content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)
-    if json_length is None:
-        return Response(content, media_type=JSON_TYPE)
-    return Response(content, media_type=BINARY_TYPE, headers={HEADER_LENGTH: str(json_length)})
 
 
 @predict_router.post(
