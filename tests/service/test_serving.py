@@ -21,8 +21,11 @@ from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
 from service.core.config import Settings
+from service.core.errors import BadRequest
 from service.inference.batching import Batcher
+from service.inference.protocol import WireRequest, decode_request
 from service.inference.runtime import LoadedModel, create_session
+from service.inference.tensors import TensorSpec, ValueCheck, from_bytes
 from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
 
 NAME = "serving"
@@ -144,6 +147,75 @@ def test_a_full_batch_goes_at_once_and_zero_wait_turns_batching_off(slow_model: 
         return batcher
 
     assert asyncio.run(unbatched()).stats.runs == 10
+
+
+# --- binary tensors and value checks, in process ---
+
+
+BINARY_SPECS = {
+    "a": TensorSpec("a", "FP32", (-1,)),
+    "b": TensorSpec("b", "FP32", (-1,)),
+    "ids": TensorSpec("ids", "INT64", (-1, 2)),
+    "flag": TensorSpec("flag", "BOOL", (-1,)),
+    "more": TensorSpec("more", "INT64", (-1, 2)),
+}
+
+
+def _binary_request(arrays: dict[str, np.ndarray], pad: int = 0, sizes: dict[str, int] | None = None) -> WireRequest:
+    """A binary request for `arrays`, its JSON header `pad` bytes longer (so that the tensors may sit unaligned)."""
+    inputs = [
+        {
+            "name": name,
+            "shape": list(values.shape),
+            "datatype": BINARY_SPECS[name].datatype,
+            "parameters": {"binary_data_size": (sizes or {}).get(name, values.nbytes)},
+        }
+        for name, values in arrays.items()
+    ]
+    header = orjson.dumps({"inputs": inputs}) + b" " * pad
+    return decode_request(header + b"".join(values.tobytes() for values in arrays.values()), str(len(header)))
+
+
+def test_binary_inputs_are_read_per_run_of_one_datatype_and_shape_aligned_or_not() -> None:
+    arrays = {
+        "a": np.array([1.5, 2.5], np.float32),
+        "b": np.array([3.5, 4.5], np.float32),
+        "ids": np.array([[1, 2], [3, 4]]),
+        "flag": np.array([True, False]),
+        "more": np.array([[5, 6], [7, 8]]),
+    }
+    for pad in range(8):
+        request = _binary_request(arrays, pad)
+        feeds = from_bytes(request.inputs, BINARY_SPECS, request.tensor_bytes)
+        assert list(feeds) == list(arrays)
+        for name, values in arrays.items():
+            assert feeds[name].dtype == values.dtype and feeds[name].flags.aligned
+            np.testing.assert_array_equal(feeds[name], values)
+
+
+def test_binary_sizes_are_checked_per_input_and_booleans_per_byte() -> None:
+    arrays = {"a": np.array([1.0, 2.0], np.float32), "b": np.array([3.0, 4.0], np.float32)}
+    request = _binary_request(arrays, sizes={"a": 4, "b": 12})  # they add up, but each is wrong
+    with pytest.raises(BadRequest, match="input 'a' has binary_data_size 4, but shape \\[2\\] of FP32 takes 8 bytes"):
+        from_bytes(request.inputs, BINARY_SPECS, request.tensor_bytes)
+    request = _binary_request({"flag": np.array([1, 2], np.uint8).view(np.bool_)})
+    with pytest.raises(BadRequest, match="input 'flag' \\(BOOL\\) must hold bytes 0 or 1"):
+        from_bytes(request.inputs, BINARY_SPECS, request.tensor_bytes)
+
+
+def test_value_check_names_the_input_and_position() -> None:
+    specs = [TensorSpec("x", "FP32", (-1,)), TensorSpec("u", "INT64", (-1,)), TensorSpec("v", "INT64", (-1, 2))]
+    check = ValueCheck(specs, {"u": 3, "v": 5})
+    good = {"x": np.array([0.5, 1.0], np.float32), "u": np.array([0, 2]), "v": np.array([[4, 0], [1, 2]])}
+    check(good)
+    with pytest.raises(BadRequest, match="input 'x' holds inf at position 1; values must be finite"):
+        check({**good, "x": np.array([0.5, np.inf], np.float32)})
+    with pytest.raises(
+        BadRequest, match="input 'v' holds id 5 at position 3, outside its embedding table \\(ids 0 to 4\\)"
+    ):
+        check({**good, "v": np.array([[4, 0], [1, 5]])})
+    with pytest.raises(BadRequest, match="input 'u' holds id -1 at position 0"):
+        check({**good, "u": np.array([-1, 2])})
 
 
 # --- over HTTP: a fused model from a real job ---
