@@ -63,6 +63,20 @@ def test_exported_model_answers_every_task_as_trained(
         assert auc == pytest.approx(report.exported.test, abs=1e-6)
 
 
+def test_exported_graph_reads_each_input_column_once(frozen: FusionResult, trained_sources: list[SourceModel]) -> None:
+    """Every source model reshapes the input columns it reads; the fused graph does that once per column."""
+    inputs = {value.name for value in frozen.model.graph.input}
+    readers: dict[tuple, int] = {}
+    for node in frozen.model.graph.node:
+        if node.input and node.input[0] in inputs:
+            key = (node.op_type, tuple(node.input), tuple(a.SerializeToString() for a in node.attribute))
+            readers[key] = readers.get(key, 0) + 1
+    assert readers and max(readers.values()) == 1
+    per_source = sum(1 for source in trained_sources for node in source.model.graph.node if node.op_type == "Unsqueeze")
+    fused = sum(1 for node in frozen.model.graph.node if node.op_type == "Unsqueeze")
+    assert fused < per_source / 2
+
+
 def test_report_lists_sources_fused_and_fallbacks(frozen: FusionResult) -> None:
     report = frozen.report
     assert [t.task for t in report.tasks] == ["income", "never_married"]

@@ -6,7 +6,7 @@ from PyTorch as a separate graph reading those graphs' component outputs, and th
 together. Under the adaptive strategies the AKF graph also emits the injections that are added to
 component outputs before the next component reads them; the fine-tune strategy writes the trained
 source weights in. A task that falls back under the no-regression rule is answered by an untouched
-copy of its best source model.
+copy of its best source model. Work that the copied graphs repeat is then merged (simplify.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from fusion.akf.model import AKFusion
+from fusion.akf.simplify import share_common_work
 from fusion.akf.sources import LevelPlan, SourceModel
 from fusion.akf.strategies import Strategy
 from fusion.tasks import Task, TaskType, to_prediction
@@ -75,8 +76,8 @@ def export_fused(fusion: AKFusion, plan: ExportPlan) -> onnx.ModelProto:
             answer = f"akf/{_task_output(task)}"
         outputs.append(graph.rename_output(answer, task))
     inputs = _union_inputs(plan.sources)
-    model = graph.build(
-        inputs, outputs, plan, ir_version=max(head.ir_version, *(s.model.ir_version for s in plan.sources))
+    model = share_common_work(
+        graph.build(inputs, outputs, plan, ir_version=max(head.ir_version, *(s.model.ir_version for s in plan.sources)))
     )
     onnx.checker.check_model(model, full_check=True)
     return model
