@@ -3,6 +3,7 @@ the exported ONNX answers what the trained model answers, and training reports, 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,32 @@ def test_component_outputs_are_cached_across_runs(
     assert all(np.array_equal(a, b) for a, b in zip(first.levels, second.levels, strict=True))
     cache.outputs(source, plan, census_small.test)
     assert len(list((tmp_path / "cache").iterdir())) == 2, "another data set is another entry"
+
+
+def test_component_cache_keeps_to_its_size_evicting_the_least_recently_used(
+    census_small: CensusData, trained_sources: list[SourceModel], tmp_path: Path
+) -> None:
+    source = trained_sources[0]
+    plan = plan_levels(source, 3)
+    frames = [census_small.validation.iloc[start : start + 500] for start in (0, 500, 1000)]
+    probe = ComponentCache(tmp_path / "probe")
+    probe.outputs(source, plan, frames[0])
+    (entry,) = (tmp_path / "probe").iterdir()
+    entry_bytes = sum(f.stat().st_size for f in entry.iterdir())
+
+    root = tmp_path / "cache"
+    cache = ComponentCache(root, max_bytes=2 * entry_bytes)
+    first = cache.outputs(source, plan, frames[0])
+    cache.outputs(source, plan, frames[1])
+    time.sleep(0.05)  # folder times order the entries
+    again = cache.outputs(source, plan, frames[0])  # read: now the most recently used
+    assert np.array_equal(again.output, first.output)
+    names = {folder.name for folder in root.iterdir()}
+    cache.outputs(source, plan, frames[2])  # a third entry does not fit: the least recently used goes
+    remaining = {folder.name for folder in root.iterdir()}
+    assert len(remaining) == 2 and len(remaining - names) == 1
+    evicted = names - remaining
+    assert len(evicted) == 1 and entry.name not in evicted, "the entry read last stayed; the other one went"
 
 
 def test_bad_inputs_are_reported_together(census_small: CensusData, trained_sources: list[SourceModel]) -> None:

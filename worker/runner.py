@@ -10,7 +10,7 @@ from fusion.akf.cache import ComponentCache
 from fusion.akf.pipeline import fuse
 from fusion.akf.validation import FusionInputError
 from fusion.training import Cancelled, checkpoint_epoch
-from service.core.config import get_settings
+from service.core.config import Settings, get_settings
 from service.core.database import session_scope
 from service.core.storage import ArtifactStore, get_store
 from service.jobs.models import FusionJob, JobStatus
@@ -31,7 +31,7 @@ def run_fusion_job(job_id: uuid.UUID) -> None:
         log.info("job %s: nothing to run (finished, cancelled, running elsewhere or unknown)", job_id)
         return
     with JobLease(job_id, attempt, heartbeat_interval_s(settings)) as lease:
-        ended_here = _run(JobReporter(lease, settings.progress_interval_s), store, settings.worker_device)
+        ended_here = _run(JobReporter(lease, settings.progress_interval_s), store, settings)
     if ended_here:
         # Checkpoints only serve a later attempt of a job that has not ended; this one has.
         remove_job_files(store, job_id)
@@ -40,14 +40,14 @@ def run_fusion_job(job_id: uuid.UUID) -> None:
         log.warning("job %s: attempt %d no longer holds the job; leaving its files to whoever does", job_id, attempt)
 
 
-def _run(reporter: JobReporter, store: ArtifactStore, device: str | None) -> bool:
+def _run(reporter: JobReporter, store: ArtifactStore, settings: Settings) -> bool:
     """Fuse and publish; True when this attempt recorded how the job ended."""
     job_id, attempt = reporter.job_id, reporter.lease.attempt
     checkpoint = store.job_folder(job_id) / "checkpoint.pt"
     try:
         _note_resumption(reporter, checkpoint)
         with session_scope() as session:
-            inputs = load_inputs(session, store, session.get_one(FusionJob, job_id), device)
+            inputs = load_inputs(session, store, session.get_one(FusionJob, job_id), settings.worker_device)
         result = fuse(
             inputs.tasks,
             inputs.sources,
@@ -57,7 +57,7 @@ def _run(reporter: JobReporter, store: ArtifactStore, device: str | None) -> boo
             on_stage=reporter.stage,
             should_cancel=reporter.should_stop,
             checkpoint_path=checkpoint,
-            cache=ComponentCache(store.component_cache),
+            cache=ComponentCache(store.component_cache, settings.component_cache_max_bytes),
         )
         reporter.stage("deploying")
         version = publish(job_id, attempt, result, store)

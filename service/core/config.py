@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")
     worker_device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: CUDA when present.")
     progress_interval_s: float = Field(default=0.5, description="Least time between two progress writes of a job.")
+    component_cache_max_bytes: int = Field(
+        default=20 * 2**30,
+        ge=0,
+        description="Disk kept for source component outputs that later frozen jobs reuse; least recently used out.",
+    )
     inference_sessions: int = Field(
         default=16, description="ONNX Runtime sessions kept loaded, least recently used out."
     )
