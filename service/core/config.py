@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         gt=0,
         description="A running job whose worker sent no heartbeat for this long is requeued (or failed).",
     )
+    job_resend_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A queued job no worker took for this long has its message sent again (a broker that lost it).",
+    )
     job_max_attempts: int = Field(
         default=3, ge=1, description="Runs a job gets before a lost worker fails it instead of requeueing it."
     )

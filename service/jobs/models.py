@@ -69,6 +69,8 @@ class FusionJob(TenantOwned, Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
     """Deliveries that started running the job: above 1 after a worker was lost and the job resumed."""
+    enqueued_at: Mapped[datetime | None]
+    """When the job's queue message was last sent: a job queued long after that has its message sent again."""
     heartbeat_at: Mapped[datetime | None]
     """Written about once a second by the worker running the job; a stale one means the worker is gone."""
     resumed_from_epoch: Mapped[int | None]

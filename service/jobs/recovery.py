@@ -10,6 +10,11 @@ job table on a timer. A running job whose heartbeat is older than `heartbeat_tim
 - failed, when it has had `job_max_attempts` runs already (a job that kills its worker every time);
 - otherwise put back in the queue; the worker that takes it resumes from the last epoch checkpoint.
 
+A queued job can lose its message too: a Redis restarted without persistence forgets its queues, and an
+API process can die between committing a job and sending it. So a queued job that no worker took within
+`job_resend_after_s` of its last message gets its message sent again. A job sent twice runs once: the
+worker's claim takes only a queued job, and the second delivery finds nothing to run.
+
 Each change is conditional on the attempt number and the stale heartbeat the sweep read, so that of
 several sweepers exactly one acts on a job, and a worker that comes back to life after its job was
 requeued finds its writes fenced off (worker/lease.py).
@@ -87,7 +92,7 @@ def _recover(
         values = {"stage": "failed", "error": error, "finished_at": utcnow()}
     else:
         outcome = JobStatus.QUEUED
-        values = {"stage": f"requeued after its worker was lost (no heartbeat for {silence})"}
+        values = {"stage": f"requeued after its worker was lost (no heartbeat for {silence})", "enqueued_at": utcnow()}
     with session_scope() as session:
         changed = session.execute(
             update(FusionJob)
@@ -105,13 +110,43 @@ def _recover(
     return outcome if changed else None
 
 
+def resend_waiting_jobs(settings: Settings) -> list[uuid.UUID]:
+    """Send the message of every job queued for longer than `job_resend_after_s` again; returns their ids."""
+    cutoff = utcnow() - timedelta(seconds=settings.job_resend_after_s)
+    waiting = or_(FusionJob.enqueued_at.is_(None), FusionJob.enqueued_at < cutoff)
+    with session_scope() as session:
+        candidates = list(
+            session.execute(
+                select(FusionJob.id).where(FusionJob.status == JobStatus.QUEUED, ~FusionJob.cancel_requested, waiting)
+            ).scalars()
+        )
+    resent = []
+    for job_id in candidates:
+        with session_scope() as session:
+            claimed = session.execute(
+                update(FusionJob)
+                .where(FusionJob.id == job_id, FusionJob.status == JobStatus.QUEUED, waiting)
+                .values(enqueued_at=utcnow())
+            ).rowcount
+            if claimed:  # of several sweepers, the one whose update landed sends; before the commit, as above
+                enqueue_fusion(job_id)
+                resent.append(job_id)
+                log.warning(
+                    "job %s: queued for over %g s and no worker took it; its message is sent again",
+                    job_id,
+                    settings.job_resend_after_s,
+                )
+    return resent
+
+
 def stale_heartbeat(cutoff: datetime) -> ColumnElement[bool]:
     """The job's worker is silent since before `cutoff`: killed, or its host gone."""
     return or_(FusionJob.heartbeat_at.is_(None), FusionJob.heartbeat_at < cutoff)
 
 
 class LostJobSweeper:
-    """Runs `recover_lost_jobs` at once and then every sweep interval, in a daemon thread, until stopped."""
+    """Runs `recover_lost_jobs` and `resend_waiting_jobs` at once and then every sweep interval, in a daemon
+    thread, until stopped."""
 
     def __init__(self, settings: Settings, store: ArtifactStore) -> None:
         self.settings = settings
@@ -131,6 +166,7 @@ class LostJobSweeper:
         while not self._stopped.is_set():
             try:
                 recover_lost_jobs(self.settings, self.store)
+                resend_waiting_jobs(self.settings)
             except Exception:  # the database or the queue is down for a moment: the next sweep tries again
-                log.exception("sweeping for jobs with lost workers failed")
+                log.exception("sweeping for lost jobs failed")
             self._stopped.wait(sweep_interval_s(self.settings))

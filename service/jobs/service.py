@@ -45,6 +45,7 @@ def create_job(
         metrics=[],
         sources=list(resolved.models.values()),
         idempotency_key=idempotency_key,
+        enqueued_at=utcnow(),
     )
     session.add(job)
     try:

@@ -1,7 +1,8 @@
 """Jobs that survive faults, on PostgreSQL + Redis with real worker processes killed for real: a worker
 killed mid-epoch (the job resumes from its epoch checkpoint, with the API restarted meanwhile), a worker
 that vanished (its job requeued, then failed once out of attempts), a deterministic failure (failed once),
-cancelling (checkpoints removed, nothing else), and idempotent job creation. The kill-and-resume test
+cancelling (checkpoints removed, nothing else), a queue message lost by the broker (sent again), and
+idempotent job creation. The kill-and-resume test
 runs once more on the embedded defaults (SQLite, the filesystem broker).
 
 The stacks are this module's own: a short heartbeat timeout, and their own databases and Redis database,
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import redis
 import sqlalchemy
 
 from fusion.training import checkpoint_epoch
@@ -36,9 +38,11 @@ from tests.service.conftest import (
     upload_model,
     wait_for_job,
 )
+from worker.app import FUSION_QUEUE
 
 HEARTBEAT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 2
+RESEND_AFTER_S = 3
 RECOVERY_S = 60
 """Ample time for a lost job to be noticed (the heartbeat timeout plus a sweep) and for a worker to start."""
 
@@ -49,6 +53,7 @@ def fast_recovery_environment() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("FUSEBOX_HEARTBEAT_TIMEOUT_S", str(HEARTBEAT_TIMEOUT_S))
         environment.setenv("FUSEBOX_JOB_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+        environment.setenv("FUSEBOX_JOB_RESEND_AFTER_S", str(RESEND_AFTER_S))
         # Steps on 16 rows gain nothing from threads, and lose a lot to them when other tests share the cores.
         environment.setenv("OMP_NUM_THREADS", "1")
         yield
@@ -297,3 +302,21 @@ def test_vanished_worker_requeues_then_fails_the_job(stack: Stack, spec: dict) -
         failed = job_of(client, job_id)
         assert failed["attempts"] == MAX_ATTEMPTS and "stopped sending heartbeats" in failed["error"]
         assert not job_folder(stack, job_id).exists()
+
+
+def test_a_job_whose_queue_message_was_lost_is_sent_again(stack: Stack, spec: dict) -> None:
+    kill_workers(stack)  # none may take the message before the broker loses it
+    broker = redis.Redis.from_url(stack.env["CELERY_BROKER_URL"])
+    try:
+        with stack.client() as client:
+            job_id = client.post("/v1/fusion-jobs", json={**spec, "name": "resent"}).json()["id"]
+            queue_keys = broker.keys(f"{FUSION_QUEUE}*")
+            assert queue_keys and sum(broker.llen(key) for key in queue_keys) == 1
+            broker.delete(*queue_keys)  # what a Redis restarted without persistence does to its queues
+            start_worker(stack)
+            final = wait_for_job(client, job_id, stack, timeout=RECOVERY_S)
+            assert final["status"] == "succeeded" and final["attempts"] == 1, f"{final}\n{stack.logs()}"
+    finally:
+        broker.close()
+    logs = "\n".join(path.read_text() for path in stack.folder.glob("*.log"))
+    assert f"job {job_id}: queued for over {RESEND_AFTER_S} s and no worker took it" in logs
