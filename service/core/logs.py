@@ -48,4 +48,8 @@ def configure_logging() -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+    # As uvicorn --no-access-log leaves it: with no handler, uvicorn does not even build its line's arguments.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    access.disabled = True
