@@ -29,7 +29,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DOCS_SCREENSHOT = ROOT / "docs" / "job-page.png"
 JOB_NAME = "dashboard-census"
-TRAINING = {"max_epochs": "5", "patience": "5", "batch_size": "128"}
+TRAINING = {"max_epochs": "5", "patience": "5", "batch_size": "16"}
 """Small batches and no early stop: slow enough to watch the job move (a few seconds an epoch)."""
 
 
