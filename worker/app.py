@@ -10,8 +10,10 @@ longest job before it hands an unacknowledged job to another worker (visibility_
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from service.core.config import Settings, get_settings
+from service.core.logs import configure_logging
 
 FUSION_TASK = "fusebox.fuse"
 FUSION_QUEUE = "fusion"
@@ -52,6 +54,13 @@ def create_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+@setup_logging.connect
+def _json_logs(**_: object) -> None:
+    """Workers log as the API does, one JSON object per line; Celery's own loggers included. (With a receiver
+    on this signal, Celery leaves logging to it.)"""
+    configure_logging()
 
 
 celery_app = create_celery(get_settings())

@@ -1,4 +1,5 @@
-"""The API's logs: one JSON object per line, each carrying the id of the request it was written for.
+"""The service's logs, the API's and the workers': one JSON object per line, each carrying the id of the
+request it was written for.
 
 Fields: time, level, logger, message, and request_id when there is a request; the access line adds
 method, route (the template, e.g. /v1/models/{model_id}), path, status and duration_ms. The level comes
@@ -38,8 +39,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging() -> None:
-    """JSON lines on stderr for everything, uvicorn's own loggers included; uvicorn's access line is
-    replaced by the middleware's, which knows the route template and the request id."""
+    """JSON lines on stderr for everything, uvicorn's and Celery's own loggers included; uvicorn's access line
+    is replaced by the middleware's, which knows the route template and the request id."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

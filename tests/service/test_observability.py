@@ -73,6 +73,21 @@ def test_logs_are_json_lines_with_the_request(stack: Stack) -> None:
     assert "Application startup complete." in {entry["message"] for entry in server}
 
 
+def test_worker_logs_are_json_lines(stack: Stack) -> None:
+    def entries() -> list[dict]:
+        lines = (stack.folder / "worker.log").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def ready(entry: dict) -> bool:
+        return entry["logger"] == "celery.apps.worker" and entry["message"].endswith("ready.")
+
+    deadline = time.monotonic() + 60  # a worker starting up imports torch before it says it is ready
+    while not any(ready(entry) for entry in entries()):
+        assert time.monotonic() < deadline, f"no JSON ready line from the worker\n{stack.logs()}"
+        time.sleep(0.2)
+    assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries())
+
+
 def _log_entries(log: Path, request_id: str, timeout: float = 10) -> list[dict]:
     """The access line is written once the answer has gone out: wait for it."""
     deadline = time.monotonic() + timeout
