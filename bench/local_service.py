@@ -132,10 +132,11 @@ def census_job_spec(name: str, models: dict[str, list[str]], datasets: dict[str,
 
 
 def deploy_census_fusion(client: FuseboxClient, census: CensusData, name: str, folder: Path) -> Path:
-    """Uploads the Census sources and a few thousand rows, runs a one-epoch frozen job deployed as `name`,
-    and returns the fused file. The fused graph is the one the full job exports; only its weights differ."""
+    """Uploads the Census sources and data, runs a one-epoch frozen job on all training rows deployed as
+    `name`, and returns the fused file: the graph the full job exports (sources and AKF head), only one epoch
+    less trained. Exits if a task fell back to a source model, whose answer would leave the head out."""
     models = upload_census_sources(client)
-    splits = {"train": census.train.head(4000), "validation": census.validation.head(2000)}
+    splits = {"train": census.train, "validation": census.validation}
     for split, data in splits.items():
         data.to_parquet(folder / f"{split}.parquet", index=False)
     datasets = {split: client.upload_dataset(folder / f"{split}.parquet", name=split) for split in splits}
@@ -143,4 +144,7 @@ def deploy_census_fusion(client: FuseboxClient, census: CensusData, name: str, f
     job = client.wait_for_job(client.create_job(spec).id, poll_interval_s=0.5, timeout_s=600)
     if job.status != "succeeded":
         sys.exit(f"the fusion job {job.status}: {job.error}")
+    answered_by = {task["task"]: task["answered_by"] for task in job.report["tasks"]}
+    if fallbacks := {task: model for task, model in answered_by.items() if model != "fused"}:
+        sys.exit(f"the fused model answers {fallbacks} with source models: it would not measure the fused graph")
     return client.download_model(job.id, folder / "fused.onnx")
