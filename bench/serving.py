@@ -5,9 +5,10 @@ model in ONNX Runtime in process (the ceiling).
 
 Starts the API and a worker on the embedded defaults in a temporary folder, fuses the four Census source
 models that bench/census_fusion.py leaves in var/bench/models (one epoch on all training rows: the fused
-graph the full job exports, sources and AKF head, with no task answered by a source alone) and deploys it. Then measures rows/s
-and p50/p99 latency: one client at batch 1 and 1024, JSON and binary tensors; 32 concurrent batch-1
-clients with dynamic batching off and on, and the API process's CPU time per request (all its threads).
+graph the full job exports, sources and AKF head, with no task answered by a source alone) and deploys it.
+Then measures rows/s and p50/p99 latency: one client at batch 1 and 1024, JSON and binary tensors; 32
+concurrent batch-1 clients with dynamic batching off and on, and the API process's CPU time per request (all
+its threads).
 Clients are a minimal keep-alive HTTP/1.1 client on asyncio, so that the load generator takes little of the
 CPU it shares with the server. Prints a table and the targets, and writes bench/results/serving.json.
 """
