@@ -5,8 +5,8 @@
 - fusebox_jobs{status}: fusion jobs per status, all tenants, counted in the database at scrape time.
 - fusebox_queue_messages{queue}: jobs waiting in the broker (Redis list length, or message files of
   the filesystem broker), read at scrape time.
-- fusebox_inference_rows_total{model, version} and fusebox_inference_duration_seconds{model, version}:
-  see record_inference.
+- fusebox_inference_rows_total{tenant, model, version} and fusebox_inference_duration_seconds{tenant, model,
+  version}: see record_inference. Deployment names are per tenant, so the tenant tells two `census` apart.
 
 Each API process has its own counters: scrape every replica (uvicorn --workers would need
 prometheus_client's multiprocess mode).
@@ -51,11 +51,11 @@ _REQUESTS = Counter(
 _REQUEST_SECONDS = Histogram(
     "fusebox_http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], registry=REGISTRY
 )
-_INFERENCE_ROWS = Counter("fusebox_inference_rows", "Rows inferred.", ["model", "version"], registry=REGISTRY)
+_INFERENCE_ROWS = Counter("fusebox_inference_rows", "Rows inferred.", ["tenant", "model", "version"], registry=REGISTRY)
 _INFERENCE_SECONDS = Histogram(
     "fusebox_inference_duration_seconds",
     "Time to answer one inference request.",
-    ["model", "version"],
+    ["tenant", "model", "version"],
     registry=REGISTRY,
 )
 
@@ -65,10 +65,10 @@ def record_request(method: str, route: str, status: int, seconds: float) -> None
     _REQUEST_SECONDS.labels(method, route).observe(seconds)
 
 
-def record_inference(model_name: str, version: str | int, rows: int, seconds: float) -> None:
+def record_inference(tenant_id: str, model_name: str, version: str | int, rows: int, seconds: float) -> None:
     """One successful inference request (OIP v2 infer or /v1/predict) of a deployed model version."""
-    _INFERENCE_ROWS.labels(model_name, str(version)).inc(rows)
-    _INFERENCE_SECONDS.labels(model_name, str(version)).observe(seconds)
+    _INFERENCE_ROWS.labels(tenant_id, model_name, str(version)).inc(rows)
+    _INFERENCE_SECONDS.labels(tenant_id, model_name, str(version)).observe(seconds)
 
 
 class _JobsByStatus(Collector):

@@ -80,7 +80,7 @@ async def infer(
         encoded = await run_in_threadpool(encode_response, *answer)
     else:
         encoded = encode_response(*answer)
-    record_inference(served.name, served.version, prepared.rows, time.perf_counter() - started)
+    record_inference(tenant_id, served.name, served.version, prepared.rows, time.perf_counter() - started)
     return encoded
 
 
@@ -120,7 +120,9 @@ def predict(
         model_version=str(deployment.version),
         predictions=[{task: results[task][row].tolist() for task in tasks} for row in range(len(request.records))],
     )
-    record_inference(deployment.name, deployment.version, len(request.records), time.perf_counter() - started)
+    record_inference(
+        tenant_id, deployment.name, deployment.version, len(request.records), time.perf_counter() - started
+    )
     return answer
 
 

@@ -136,7 +136,7 @@ def test_inference_metrics_count_rows_per_model(
         version = client.infer(JOB_NAME, inputs).model_version
         client.predict(JOB_NAME, rows.head(2).drop(columns=data_files.tasks).to_dict("records"))
     after = scrape(stack)
-    labels = {"model": JOB_NAME, "version": version}
+    labels = {"tenant": "local", "model": JOB_NAME, "version": version}
     rows_counted = "fusebox_inference_rows_total"
     assert value(after, rows_counted, **labels) - value(before, rows_counted, **labels) == len(rows) + 2
     timed = "fusebox_inference_duration_seconds_count"
