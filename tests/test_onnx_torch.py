@@ -776,6 +776,35 @@ def test_parameters_are_frozen_until_set_trainable(exported: Exported) -> None:
     assert not missing, f"no gradient reached {missing}"
 
 
+def test_only_weights_train_and_scalar_constants_stay_fixed() -> None:
+    """(x W + c)^p / q: W and the one-unit bias c are weights; the exponent p and divisor q are constants of
+    the computation, and training p off 2 would turn negative bases into NaN."""
+    inputs = {"x": floats(5, 2)}
+    constants = {
+        "W": floats(2, 1),
+        "c": np.array([0.5], dtype=np.float32),
+        "p": np.array(2.0, dtype=np.float32),
+        "q": np.array([4.0], dtype=np.float32),
+    }
+    nodes = [
+        node("Gemm", ["x", "W", "c"], ["linear"]),
+        node("Pow", ["linear", "p"], ["squared"]),
+        node("Div", ["squared", "q"], ["y"]),
+    ]
+    model = make_model(nodes, inputs, 17, constants)
+    module = OnnxGraphModule(model)
+    weights = {module.initializer_names[name] for name in ("W", "c")}
+    assert {name for name, _ in module.named_parameters()} == weights
+    assert {module.initializer_names[name] for name in ("p", "q")} <= {name for name, _ in module.named_buffers()}
+
+    module.set_trainable(True)
+    output = module(torch_feeds(inputs))["y"]
+    assert_close(output.detach(), run_ort(model, inputs)["y"], "y")
+    output.sum().backward()
+    assert all(parameter.grad is not None for parameter in module.parameters())
+    assert not module.initializer("p").requires_grad and not module.initializer("q").requires_grad
+
+
 def test_gradient_reaches_the_embedding_rows_read(tmp_path: Path) -> None:
     module = OnnxGraphModule(export_torch(Tabular(), tabular_feeds(5), str(tmp_path / "m.onnx"), dynamo=False))
     module.set_trainable(True)

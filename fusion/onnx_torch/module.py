@@ -3,8 +3,9 @@
 Fusion cuts a source model's graph into components and runs each one as a torch module; an
 interpreter (rather than generated code) lets any subset of nodes between two cut tensors run on
 its own (`run_nodes`, `component`) while all of them share one set of parameters. Float
-initializers become parameters, frozen until `set_trainable(True)`; integer and bool initializers
-and the values of Constant nodes become buffers, so that `.to(device)` moves everything.
+initializers that are weights (see `_weights`) become parameters, frozen until `set_trainable(True)`;
+scalar float constants, integer and bool initializers and the values of Constant nodes become buffers,
+so that `.to(device)` moves everything.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ MIN_OPSET = 11
 """Oldest default-domain opset accepted: from 11 on, ops that take shapes and pads read them from inputs."""
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+
+_WEIGHT_INPUTS = {
+    "Gemm": (1, 2),
+    "MatMul": (0, 1),
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gather": (0,),
+    "LayerNormalization": (1, 2),
+    "BatchNormalization": (1, 2),
+}
+"""Inputs that hold a layer's weights, even when a weight has one value (the bias of a one-unit layer)."""
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
 
 class UnsupportedModelError(ValueError):
@@ -62,9 +75,10 @@ class OnnxGraphModule(nn.Module):
         self.initializer_names: dict[str, str] = {}
         """ONNX initializer name -> name of the parameter or buffer that holds it on this module."""
         self._static: dict[str, str] = {}  # every initializer and Constant output -> its attribute name here
+        weights = _weights(graph)
         for initializer in graph.initializer:
             self.initializer_names[initializer.name] = self._add_static(
-                initializer.name, ops.tensor_from_proto(initializer)
+                initializer.name, ops.tensor_from_proto(initializer), constant=initializer.name not in weights
             )
         self._steps: list[_Step] = []
         for proto in graph.node:
@@ -114,7 +128,7 @@ class OnnxGraphModule(nn.Module):
         return GraphComponent(self, node_indices, input_names, output_names)
 
     def set_trainable(self, trainable: bool) -> None:
-        """Unfreeze (or freeze again) the float initializers."""
+        """Unfreeze (or freeze again) the weights."""
         for parameter in self.parameters():
             parameter.requires_grad_(trainable)
 
@@ -213,3 +227,20 @@ def _check_ops(graph: onnx.GraphProto) -> None:
             f"the model uses ONNX operators that fusebox cannot run: {', '.join(unsupported)} "
             "(see fusion.onnx_torch.SUPPORTED_OPS)"
         )
+
+
+def _weights(graph: onnx.GraphProto) -> set[str]:
+    """Float initializers that are weights: those with more than one value, and those a layer reads as its
+    weights. The rest are scalar constants of the computation (a Pow's exponent, a Div's divisor): training
+    them would change what the graph computes, and an exponent nudged off 2 turns negative bases into NaN."""
+    floats = {
+        initializer.name: int(np.prod(initializer.dims))
+        for initializer in graph.initializer
+        if initializer.data_type in _FLOAT_TYPES
+    }
+    weights = {name for name, size in floats.items() if size > 1}
+    for node in graph.node:
+        for position in _WEIGHT_INPUTS.get(node.op_type, ()):
+            if position < len(node.input) and node.input[position] in floats:
+                weights.add(node.input[position])
+    return weights
