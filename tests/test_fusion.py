@@ -114,6 +114,21 @@ def test_adaptive_strategies_train_and_export(
         assert trainable == fusion_only, "adaptive fusion keeps the source weights frozen"
 
 
+@pytest.mark.parametrize("strategy", ["adaptive", "finetune"])
+def test_adaptive_strategies_stay_near_their_sources(
+    strategy: str, census_small: CensusData, trained_sources: list[SourceModel]
+) -> None:
+    """A few hundred small steps: enough for injections in raw units to throw the sources off (the head
+    diverged), and for trained scalar constants of a source graph to turn the loss into NaN."""
+    training = TrainConfig(batch_size=64, max_epochs=2, learning_rate=5e-3, device="cpu")
+    settings = FusionSettings(strategy=strategy, training=training)
+    result = fuse(census_small.tasks, trained_sources, small(census_small, rows=6000), settings)
+    assert all(np.isfinite(record["train_loss"]) for record in result.report.history)
+    for task in result.report.tasks:
+        worst = min(score.validation for score in task.sources.values())
+        assert task.fused.validation >= worst - 0.01, f"{task.task}: {task.fused} vs sources {task.sources}"
+
+
 def test_progress_cancel_and_resume(census_small: CensusData, trained_sources: list[SourceModel], tmp_path) -> None:
     data = small(census_small, rows=3000)
     settings = FusionSettings(training=TrainConfig(batch_size=500, max_epochs=3, patience=5, device="cpu"))

@@ -31,6 +31,10 @@ from torch.nn import functional as F
 from fusion.tasks import Task, TaskType
 
 _PROBABILITY_FLOOR = 1e-7
+ADAPTER_STEP = 0.1
+"""Injections reach every later layer of a frozen source, whose output the fused head starts from. Measured
+in a tenth of a component output's spread, the optimiser moves them gently enough to keep those answers:
+on Census, injections in raw units made training diverge, and in whole spreads they lost to the sources."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,24 @@ class AKFLevel(nn.Module):
         return (weights * values.unsqueeze(1)).sum(2)
 
 
+class Adapter(nn.Module):
+    """What a task's fused state adds to one component output (adaptive strategies): zero at the start, and
+    in units of that output's spread (see ADAPTER_STEP), so that a step of the optimiser moves every component
+    alike, whether its values are embeddings of 0.01 or activations of 100."""
+
+    def __init__(self, d_model: int, width: int) -> None:
+        super().__init__()
+        self.linear = _zero_linear(d_model, width)
+        self.register_buffer("scale", torch.ones(width))
+
+    def forward(self, task_state: torch.Tensor) -> torch.Tensor:
+        return self.linear(task_state) * self.scale
+
+    @torch.no_grad()
+    def calibrate(self, std: torch.Tensor) -> None:
+        self.scale.copy_(std.clamp_min(1e-6) * ADAPTER_STEP)
+
+
 class AKFusion(nn.Module):
     """Stacked AKF levels, per-task towers, and the residual mixture of source outputs."""
 
@@ -149,7 +171,7 @@ class AKFusion(nn.Module):
             self.register_buffer(f"probability_sources_{t}", torch.tensor(flags), persistent=False)
         # Adapters feed a task's fused state back into its own sources' next component (adaptive strategies).
         self.adapters = nn.ModuleList(
-            nn.ModuleList(_zero_linear(d, source.level_widths[level]) for source in layout.sources)
+            nn.ModuleList(Adapter(d, source.level_widths[level]) for source in layout.sources)
             for level in range(config.levels - 1)
         ) if adaptive else None  # fmt: skip
 
@@ -161,6 +183,8 @@ class AKFusion(nn.Module):
         for source_index, per_level in enumerate(statistics):
             for level, (mean, std) in enumerate(per_level):
                 self.levels[level].components.calibrate(source_index, mean, std)
+                if self.adapters is not None and level < len(self.adapters):
+                    self.adapters[level][source_index].calibrate(std)
 
     def initial_states(self, batch_size: int) -> torch.Tensor:
         return self.task_embedding.unsqueeze(0).expand(batch_size, -1, -1)
