@@ -17,6 +17,7 @@ from fusion.data.files import read_table, split_validation
 from fusion.data.schema import CategoricalFeature, FeatureSchema
 from fusion.intake import ModelRejected
 from fusion.intake.files import load_model_file
+from fusion.task_types import TaskType
 from service.client.cli import register_remote_commands
 from service.tenants.cli import add_admin_commands
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 # The engine's modules import torch, which takes seconds: they are imported by the commands that use
 # them, so that the server commands (models, datasets, predict, admin) start at once.
-TRAINABLE_TASK_TYPES = ["binary", "regression"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train-single", help="train a reference single-task model and export it to ONNX")
     train.add_argument("--family", required=True, help="mlp, dcn, deepfm or wide_deep")
     train.add_argument("--task", required=True, help="task name (on Census-Income: income or never_married)")
-    train.add_argument("--type", default="binary", choices=TRAINABLE_TASK_TYPES)
+    train.add_argument("--type", default="binary", choices=[t.value for t in TaskType if t != TaskType.MULTICLASS])
     train.add_argument("--train", type=Path, help="training data (CSV or Parquet); default: Census-Income")
     train.add_argument("--validation", type=Path, help="validation data; default: 10%% of --train")
     train.add_argument("--label", help="label column (default: the task name)")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train_single(args: argparse.Namespace) -> int:
     from fusion.data.census import load_census
-    from fusion.tasks import Task, TaskType
+    from fusion.tasks import Task
     from fusion.training import TrainConfig
     from fusion.zoo import build_single_task_model, evaluate_model, export_onnx, train_model
 
@@ -202,7 +202,7 @@ def _fuse(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fusion.onnx_runtime import create_session, run_session
-    from fusion.tasks import Task, TaskType, task_metric
+    from fusion.tasks import Task, task_metric
 
     model = onnx.load(str(args.model))
     metadata = {entry.key: entry.value for entry in model.metadata_props}
@@ -234,7 +234,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _parse_task(text: str) -> Task:
-    from fusion.tasks import Task, TaskType
+    from fusion.tasks import Task
 
     parts = text.split(":")
     if len(parts) not in (2, 3):

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from fusion.metrics import accuracy, negative_rmse, roc_auc
-
-
-class TaskType(StrEnum):
-    BINARY = "binary"
-    REGRESSION = "regression"
-    MULTICLASS = "multiclass"
+from fusion.task_types import TaskType
 
 
 @dataclass(frozen=True)

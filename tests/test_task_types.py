@@ -3,6 +3,8 @@ model whose single [N, k] input is fed from k data columns."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +21,8 @@ from fusion.onnx_runtime import create_session, run_session
 from fusion.tasks import Task, TaskType
 from fusion.training import TrainConfig
 from fusion.zoo import build_single_task_model, export_onnx, train_model
+from service.client import models as client_models
+from service.core import schemas as api_schemas
 
 SCHEMA = FeatureSchema(categorical=(CategoricalFeature("shop", 10), CategoricalFeature("tier", 4)), dense=("x", "z"))
 TASKS = [
@@ -95,3 +99,8 @@ def test_regression_multiclass_and_binary_fuse(setup, strategy: str) -> None:
     assert outputs["segment"].shape == (1000, 3)
     np.testing.assert_allclose(outputs["segment"].sum(axis=1), 1.0, atol=1e-5)
     assert ((outputs["churn"] >= 0) & (outputs["churn"] <= 1)).all()
+
+
+def test_the_api_and_the_client_name_the_engines_task_types() -> None:
+    engine = tuple(task_type.value for task_type in TaskType)
+    assert get_args(api_schemas.TaskType) == engine and get_args(client_models.TaskType) == engine

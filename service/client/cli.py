@@ -16,12 +16,12 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from service.client.client import DEFAULT_URL, FuseboxClient
 from service.client.display import JobProgress, format_table, report_table
 from service.client.errors import FuseboxError
-from service.client.models import JobSpec, JobTaskSpec
+from service.client.models import JobSpec, JobTaskSpec, TaskType
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -33,7 +33,7 @@ def register_remote_commands(commands: argparse._SubParsersAction, fuse: argpars
     upload.add_argument("file", type=Path)
     upload.add_argument("--name", required=True, help="unique name; fusion reports use it")
     upload.add_argument("--task", required=True, help="the task the model was trained for")
-    upload.add_argument("--task-type", default="binary", choices=["binary", "regression", "multiclass"])
+    upload.add_argument("--task-type", default="binary", choices=get_args(TaskType))
     upload.add_argument("--classes", type=int, help="number of classes (multiclass only)")
     upload.add_argument("--weights", type=Path, help="companion weights file (default: <file>.data if present)")
     upload.set_defaults(run=_remote(_upload_model))

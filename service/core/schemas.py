@@ -8,7 +8,8 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 
 TaskType = Literal["binary", "regression", "multiclass"]
-"""The engine's fusion.tasks.TaskType values, spelled out here because that module imports torch."""
+"""The engine's TaskType values (fusion/task_types.py) as a Literal, like the API's other closed choices;
+tests/test_task_types.py keeps the two equal."""
 
 
 class ApiModel(BaseModel):
