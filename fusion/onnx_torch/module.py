@@ -38,7 +38,6 @@ _WEIGHT_INPUTS = {
     "BatchNormalization": (1, 2),
 }
 """Inputs that hold a layer's weights, even when a weight has one value (the bias of a one-unit layer)."""
-_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
 
 class UnsupportedModelError(ValueError):
@@ -230,17 +229,14 @@ def _check_ops(graph: onnx.GraphProto) -> None:
 
 
 def _weights(graph: onnx.GraphProto) -> set[str]:
-    """Float initializers that are weights: those with more than one value, and those a layer reads as its
-    weights. The rest are scalar constants of the computation (a Pow's exponent, a Div's divisor): training
-    them would change what the graph computes, and an exponent nudged off 2 turns negative bases into NaN."""
-    floats = {
-        initializer.name: int(np.prod(initializer.dims))
-        for initializer in graph.initializer
-        if initializer.data_type in _FLOAT_TYPES
-    }
-    weights = {name for name, size in floats.items() if size > 1}
+    """Initializers that are weights: those with more than one value, and those a layer reads as its weights.
+    The rest are scalar constants of the computation (a Pow's exponent, a Div's divisor): training them would
+    change what the graph computes, and an exponent nudged off 2 turns negative bases into NaN. (Of these,
+    only float ones become parameters.)"""
+    sizes = {initializer.name: int(np.prod(initializer.dims)) for initializer in graph.initializer}
+    weights = {name for name, size in sizes.items() if size > 1}
     for node in graph.node:
         for position in _WEIGHT_INPUTS.get(node.op_type, ()):
-            if position < len(node.input) and node.input[position] in floats:
+            if position < len(node.input) and node.input[position] in sizes:
                 weights.add(node.input[position])
     return weights
