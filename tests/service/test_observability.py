@@ -42,6 +42,14 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def test_a_wrong_method_is_told_every_method_of_the_path(stack: Stack) -> None:
+    with stack.client() as client:
+        hidden = client.post("/metrics")  # a route left out of the API docs
+        listed = client.delete("/v1/models")
+    assert (hidden.status_code, hidden.headers["allow"]) == (405, "GET")
+    assert (listed.status_code, listed.headers["allow"]) == (405, "GET, POST")
+
+
 def test_request_id_is_echoed_or_made(stack: Stack) -> None:
     with stack.client() as client:
         given = client.get("/v2/health/live", headers={"X-Request-ID": "trace-42.a:b"})
