@@ -22,6 +22,9 @@ RESOURCE_ROUTES = [
     ("GET", "/v2/models/census"),
     ("POST", "/v2/models/census/infer"),
     ("POST", "/v1/predict/census"),
+    ("GET", "/v1/deployments"),
+    ("GET", "/v1/deployments/census/versions/1"),
+    ("PATCH", "/v1/deployments/census/versions/1"),
 ]
 
 
@@ -49,7 +52,7 @@ def owned(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles
 @pytest.mark.parametrize("key", ["", "fbx_not-a-key"], ids=["no key", "unknown key"])
 def test_resource_routes_want_a_valid_key(pg_stack: Stack, method: str, path: str, key: str) -> None:
     with pg_stack.client(api_key=key) as client:
-        response = client.request(method, path, json={} if method == "POST" else None)
+        response = client.request(method, path, json={} if method in ("POST", "PATCH") else None)
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
     message = response.json()["error" if path.startswith("/v2") else "detail"]
@@ -72,6 +75,7 @@ def test_another_tenants_resources_answer_like_missing_ones(pg_stack: Stack, own
         (f"/v1/fusion-jobs/{owned['job']}/model", f"/v1/fusion-jobs/{missing}/model"),
         (f"/v2/models/{owned['deployment']}", "/v2/models/never_deployed"),
         (f"/v2/models/{owned['deployment']}/versions/1/ready", "/v2/models/never_deployed/versions/1/ready"),
+        (f"/v1/deployments/{owned['deployment']}/versions/1", "/v1/deployments/never_deployed/versions/1"),
     ]
     with pg_stack.client(api_key=other) as client:
         for theirs, nobodys in pairs:
@@ -79,14 +83,17 @@ def test_another_tenants_resources_answer_like_missing_ones(pg_stack: Stack, own
             assert foreign.status_code == absent.status_code == 404, (theirs, foreign.text)
             names = (owned["model"], owned["dataset"], owned["job"], owned["deployment"])
             assert _without(foreign.text, names) == _without(absent.text, (missing, "never_deployed"))
-        for listing in ("/v1/models", "/v1/datasets", "/v1/fusion-jobs"):
+        for listing in ("/v1/models", "/v1/datasets", "/v1/fusion-jobs", "/v1/deployments"):
             assert client.get(listing).json()["items"] == [], listing
+        batching = f"/v1/deployments/{owned['deployment']}/versions/1"
+        assert client.patch(batching, json={"max_batch_size": 8}).status_code == 404
         assert client.delete(f"/v1/models/{owned['model']}").status_code == 404
         assert client.post(f"/v1/fusion-jobs/{owned['job']}/cancel").status_code == 404
         record = {"records": [{"age": 0.5}]}
         assert client.post(f"/v1/predict/{owned['deployment']}", json=record).status_code == 404
     with pg_stack.client() as client:
         assert client.get(f"/v1/models/{owned['model']}").status_code == 200, "the foreign DELETE removed it"
+        assert client.get(batching).json()["max_batch_size"] is None, "the foreign PATCH changed the batching"
 
 
 def _without(text: str, names: tuple[str, ...]) -> str:
