@@ -52,12 +52,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _tune_garbage_collector() -> None:
-    """Startup's objects (modules, routes, schemas: some 200,000) leave the collector's view, and the youngest
-    generation is collected every 10,000 net allocations rather than 700. Under load, the objects of requests in
-    flight survive into older generations fast enough to set off a full collection several times a second; each
-    walked all of startup's objects, pausing every request for tens of milliseconds (the p99 of concurrent
-    inference requests), and the young collections cost some 20 us per request. Request garbage is freed by
-    reference counting; the collector is only there for cycles."""
+    """Startup's objects (modules, routes, schemas) leave the collector's view, and the youngest generation is
+    collected every 10,000 net allocations rather than 700. Under concurrent inference load, the objects of
+    requests in flight survive into older generations fast enough to set off full collections, each of which
+    walked every startup object while all requests waited. Request garbage is freed by reference counting; the
+    collector is only there for cycles."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)

@@ -52,7 +52,10 @@ def change_batching(
     change: BatchingChange,
 ) -> DeploymentBatching:
     deployment = find_deployment(session, tenant_id, name, version)
-    _set_batching(session, deployment, change.model_dump(include=change.model_fields_set))
+    # Fields the change leaves out keep their value; a field sent as null returns to the service's setting.
+    for key, value in change.model_dump(exclude_unset=True).items():
+        setattr(deployment, key, value)
+    session.commit()
     get_served_cache().forget(tenant_id, name)
     return _batching(deployment, runtimes, settings)
 
@@ -71,12 +74,3 @@ def _batching(deployment: Deployment, runtimes: RuntimeCache, settings: Settings
         requests=sum(batcher.stats.requests for batcher in batchers),
         runs=sum(batcher.stats.runs for batcher in batchers),
     )
-
-
-def _set_batching(session: Session, deployment: Deployment, changes: dict[str, int | float | None]) -> Deployment:
-    """Override (or, with None, return to the service's settings) this deployment's batching."""
-    for key in ("max_batch_size", "max_batch_wait_ms"):
-        if key in changes:
-            setattr(deployment, key, changes[key])
-    session.commit()
-    return deployment

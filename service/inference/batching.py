@@ -120,8 +120,6 @@ def run_together(model: LoadedModel, batch: list[_Waiting]) -> list[Result | Exc
     """One call per group of requests whose tensors stack (same trailing dimensions), split per request.
 
     A call that fails is retried request by request, so that one bad request fails alone."""
-    if len(batch) == 1:
-        return _run_alone(model, batch)
     groups: dict[tuple[tuple[int, ...], ...], list[int]] = defaultdict(list)
     for position, waiting in enumerate(batch):
         groups[tuple(values.shape[1:] for values in waiting.feeds.values())].append(position)
@@ -135,18 +133,18 @@ def run_together(model: LoadedModel, batch: list[_Waiting]) -> list[Result | Exc
 
 def _run_group(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exception]:
     if len(members) == 1:
-        return _run_alone(model, members)
+        return _run_each(model, members)
     wanted = {name for waiting in members for name in waiting.outputs}
-    outputs = [spec.name for spec in model.outputs if spec.name in wanted]
+    outputs = [name for name in model.output_names if name in wanted]
     names = list(members[0].feeds)
     stacked = {name: np.concatenate([waiting.feeds[name] for waiting in members]) for name in names}
     total = sum(waiting.rows for waiting in members)
     try:
         together = model.run(stacked, outputs)
     except BadRequest:
-        return _run_alone(model, members)
+        return _run_each(model, members)
     if any(values.shape[:1] != (total,) for values in together.values()):
-        return _run_alone(model, members)  # an output that is not one row per input row cannot be split
+        return _run_each(model, members)  # an output that is not one row per input row cannot be split
     results: list[Result | Exception] = []
     start = 0
     for waiting in members:
@@ -156,7 +154,7 @@ def _run_group(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exc
     return results
 
 
-def _run_alone(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exception]:
+def _run_each(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exception]:
     results: list[Result | Exception] = []
     for waiting in members:
         try:

@@ -106,7 +106,7 @@ def decode_request(body: bytes, header_length: str | None) -> WireRequest:
 
 
 def encode_response(
-    model_name: str, version: int, request_id: str | None, results: dict[str, np.ndarray], request: WireRequest
+    model_name: str, version: int, results: dict[str, np.ndarray], request: WireRequest
 ) -> tuple[bytes, int | None]:
     """The body, and the JSON header's length when binary outputs follow it (None: all JSON)."""
     outputs, blobs = [], []
@@ -120,8 +120,8 @@ def encode_response(
             output["data"] = np.ascontiguousarray(value).reshape(-1)
         outputs.append(output)
     message: dict[str, Any] = {"model_name": model_name, "model_version": str(version), "outputs": outputs}
-    if request_id is not None:
-        message["id"] = request_id
+    if request.id is not None:
+        message["id"] = request.id
     header = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, None

@@ -90,8 +90,8 @@ class RuntimeCache:
             if sha256 in self._loaded:
                 self._loaded.move_to_end(sha256)
                 return self._loaded[sha256]
-            path = self.store.path(sha256)
-            loaded = LoadedModel(create_session(str(path), self.settings), _cardinalities(onnx.load(str(path))))
+            data = self.store.path(sha256).read_bytes()  # read once, for ONNX Runtime and the graph analysis
+            loaded = LoadedModel(create_session(data, self.settings), _cardinalities(onnx.load_from_string(data)))
             self._loaded[sha256] = loaded
             while len(self._loaded) > self.capacity:
                 self._loaded.popitem(last=False)

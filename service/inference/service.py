@@ -75,7 +75,7 @@ async def infer(
     batch_rows, batch_wait_ms = effective_batching(served, settings)
     batcher = batcher_for(model, batch_rows, batch_wait_ms / 1000)
     results = await batcher.run(prepared.feeds, prepared.rows, prepared.outputs)
-    answer = (served.name, served.version, prepared.request.id, results, prepared.request)
+    answer = (served.name, served.version, results, prepared.request)
     if sum(values.size for values in results.values()) * 8 > _OFFLOAD_BYTES:
         encoded = await run_in_threadpool(encode_response, *answer)
     else:
