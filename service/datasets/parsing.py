@@ -29,7 +29,8 @@ MAX_LISTED_VALUES = 32
 class TableLimits:
     max_columns: int
     max_cells: int
-    """Rows times columns: Parquet compresses well enough that a small file can unpack to many gigabytes."""
+    """Rows times columns: a file within the byte limit can still unpack to many gigabytes (Parquet compresses
+    well; a CSV of one-digit values takes two bytes a value and eight in memory)."""
 
 
 def read_table(path: Path, filename: str, limits: TableLimits) -> tuple[pd.DataFrame, str]:
@@ -42,7 +43,7 @@ def read_table(path: Path, filename: str, limits: TableLimits) -> tuple[pd.DataF
         return _read_parquet(path, limits), "parquet"
     if filename.lower().endswith((".parquet", ".pq")):
         raise Unprocessable(f"'{filename}' is named like a Parquet file but is not one (no PAR1 header).")
-    return _read_csv(path, limits.max_columns), "csv"
+    return _read_csv(path, limits), "csv"
 
 
 def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
@@ -51,26 +52,30 @@ def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
         _check_header(metadata.schema.to_arrow_schema().names, limits.max_columns)
         cells = metadata.num_rows * metadata.num_columns
         if cells > limits.max_cells:
-            raise Unprocessable(
-                f"The table has {metadata.num_rows:,} rows of {metadata.num_columns:,} columns ({cells:,} values); "
-                f"at most {limits.max_cells:,} values are accepted. Upload fewer rows or columns."
+            raise _too_many_values(
+                f"{metadata.num_rows:,} rows of {metadata.num_columns:,} columns ({cells:,} values)", limits.max_cells
             )
         return pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError) as error:
         raise Unprocessable(f"The Parquet file could not be read: {error}") from None
 
 
-def _read_csv(path: Path, max_columns: int) -> pd.DataFrame:
+def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
         if not header:
             raise Unprocessable("The CSV file has no header row. Put the column names on the first line.")
-        _check_header(header, max_columns)
+        _check_header(header, limits.max_columns)
+        most_rows = limits.max_cells // len(header)
         with warnings.catch_warnings():
             # Without index_col=False pandas would quietly turn an extra field into a row index.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, encoding="utf-8-sig", low_memory=False, index_col=False)
+            # One row past the limit is enough to refuse the file, without reading all of it.
+            frame = pd.read_csv(path, encoding="utf-8-sig", low_memory=False, index_col=False, nrows=most_rows + 1)
+        if len(frame) > most_rows:
+            raise _too_many_values(f"more than {most_rows:,} rows of {len(header):,} columns", limits.max_cells)
+        return frame
     except pd.errors.ParserWarning:
         raise Unprocessable(
             f"Some rows have more fields than the header's {len(header)} columns. "
@@ -83,6 +88,12 @@ def _read_csv(path: Path, max_columns: int) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, csv.Error) as error:
         raise Unprocessable(f"The CSV file could not be parsed: {' '.join(str(error).split())}") from None
+
+
+def _too_many_values(size: str, max_cells: int) -> Unprocessable:
+    return Unprocessable(
+        f"The table has {size}; at most {max_cells:,} values are accepted. Upload fewer rows or columns."
+    )
 
 
 def _check_header(names: list[str], max_columns: int) -> None:

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from onnx import TensorProto, helper
 
+from service.core.errors import Unprocessable
+from service.datasets.parsing import TableLimits, read_table
 from tests.service.conftest import SourceFile, Stack
 from tests.service.test_validation import nothing_stored, refused
 
@@ -147,3 +149,12 @@ class TestTables:
 
     def test_the_service_still_answers(self, client: httpx.Client) -> None:
         assert client.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_a_csv_of_too_many_values_is_refused_before_it_is_read_whole(tmp_path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"a,b\n" + b"0,0\n" * 1_000)
+    limits = TableLimits(max_columns=60, max_cells=1_000)
+    with pytest.raises(Unprocessable, match="more than 500 rows of 2 columns; at most 1,000 values"):
+        read_table(path, "long.csv", limits)
+    assert len(read_table(path, "long.csv", TableLimits(max_columns=60, max_cells=2_000))[0]) == 1_000
