@@ -267,4 +267,5 @@ def checkpoint_epoch(path: Path) -> int:
     """The last completed epoch recorded in a checkpoint, 0 when there is none."""
     if not path.exists():
         return 0
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    # mmap: the weights and optimizer state stay on disk; only the epoch number is read.
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])

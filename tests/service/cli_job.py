@@ -26,7 +26,6 @@ def fusebox(stack: Stack, *args: str, timeout: float = 300) -> subprocess.Comple
 class CliJob:
     run: subprocess.CompletedProcess
     """`fusebox fuse --wait`, finished."""
-    validation_id: str
 
 
 _jobs: dict[str, CliJob] = {}
@@ -48,5 +47,5 @@ def fused_over_cli(stack: Stack, source_files: list[SourceFile], data_files: Dat
             "--set", f"max_epochs={EPOCHS}", "--set", "batch_size=512", "--set", "patience=1",
         )  # fmt: skip
         assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{stack.logs()}"
-        _jobs[stack.url] = CliJob(run, str(validation.id))
+        _jobs[stack.url] = CliJob(run)
     return _jobs[stack.url]

@@ -22,7 +22,3 @@ export function bytes(value) {
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "medium" }) : "–";
 }
-
-export function shortId(id) {
-  return id.slice(0, 8);
-}
