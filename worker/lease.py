@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from service.core.database import session_scope, utcnow
 from service.jobs.models import FusionJob
-from worker.state import held_by
+from service.jobs.recovery import held_by
 
 log = logging.getLogger(__name__)
 

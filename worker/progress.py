@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from fusion.training import Cancelled, Progress
 from service.core.database import session_scope
 from service.jobs.models import FusionJob
+from service.jobs.recovery import held_by
 from worker.lease import JobLease
-from worker.state import held_by
 
 
 class JobReporter:

@@ -14,7 +14,7 @@ from service.core.storage import ArtifactStore, StoredFile
 from service.inference.deployments import deploy, register_fused_model
 from service.inference.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
-from worker.state import held_by
+from service.jobs.recovery import held_by
 
 _DEPLOY_ATTEMPTS = 5
 

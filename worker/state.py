@@ -1,9 +1,9 @@
 """Job state transitions the worker makes: claim a delivered job, end it.
 
 Claiming counts an attempt, and the attempt number is the worker's lease on the job: every later write
-matches the job only while it is still running under that attempt (`held_by`). If this worker stalls
-past the heartbeat timeout, the job is requeued and claimed again under the next number, and whatever
-the stalled worker still writes changes nothing.
+matches the job only while it is still running under that attempt (`held_by`, service/jobs/recovery.py).
+If this worker stalls past the heartbeat timeout, the job is requeued and claimed again under the next
+number, and whatever the stalled worker still writes changes nothing.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlalchemy import func, or_, update
 
 from service.core.database import session_scope, utcnow
 from service.jobs.models import FusionJob, JobStatus
-from service.jobs.recovery import stale_heartbeat
-
-
-def held_by(job_id: uuid.UUID, attempt: int) -> tuple[ColumnElement[bool], ...]:
-    return FusionJob.id == job_id, FusionJob.status == JobStatus.RUNNING, FusionJob.attempts == attempt
+from service.jobs.recovery import held_by, lost_before
 
 
 def claim(job_id: uuid.UUID, heartbeat_timeout_s: float) -> int | None:
@@ -30,7 +26,7 @@ def claim(job_id: uuid.UUID, heartbeat_timeout_s: float) -> int | None:
     A job running elsewhere, finished, or flagged for cancelling is left alone.
     """
     now = utcnow()
-    lost = and_(FusionJob.status == JobStatus.RUNNING, stale_heartbeat(now - timedelta(seconds=heartbeat_timeout_s)))
+    lost = lost_before(now - timedelta(seconds=heartbeat_timeout_s))
     with session_scope() as session:
         return session.execute(
             update(FusionJob)

@@ -28,7 +28,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from service.core.config import Settings
 from service.core.database import session_scope, utcnow
@@ -58,9 +58,7 @@ def recover_lost_jobs(settings: Settings, store: ArtifactStore) -> dict[uuid.UUI
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
     with session_scope() as session:
         lost = session.execute(
-            select(FusionJob.id, FusionJob.attempts, FusionJob.cancel_requested).where(
-                FusionJob.status == JobStatus.RUNNING, stale_heartbeat(cutoff)
-            )
+            select(FusionJob.id, FusionJob.attempts, FusionJob.cancel_requested).where(lost_before(cutoff))
         ).all()
     outcomes = {}
     for job_id, attempts, cancel_requested in lost:
@@ -96,12 +94,7 @@ def _recover(
     with session_scope() as session:
         changed = session.execute(
             update(FusionJob)
-            .where(
-                FusionJob.id == job_id,
-                FusionJob.status == JobStatus.RUNNING,
-                FusionJob.attempts == attempts,
-                stale_heartbeat(cutoff),
-            )
+            .where(*held_by(job_id, attempts), stale_heartbeat(cutoff))
             .values(status=outcome, **values)
         ).rowcount
         if changed and outcome == JobStatus.QUEUED:
@@ -137,6 +130,17 @@ def resend_waiting_jobs(settings: Settings) -> list[uuid.UUID]:
                     settings.job_resend_after_s,
                 )
     return resent
+
+
+def held_by(job_id: uuid.UUID, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    """The job, still running under this attempt: the lease that every write of its worker, and a sweep's
+    takeover, is conditional on."""
+    return FusionJob.id == job_id, FusionJob.status == JobStatus.RUNNING, FusionJob.attempts == attempt
+
+
+def lost_before(cutoff: datetime) -> ColumnElement[bool]:
+    """A running job whose worker has been silent since before `cutoff`."""
+    return and_(FusionJob.status == JobStatus.RUNNING, stale_heartbeat(cutoff))
 
 
 def stale_heartbeat(cutoff: datetime) -> ColumnElement[bool]:
