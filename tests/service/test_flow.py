@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
+from bench.http_load import model_feeds
 from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
 
 QUICK = {"max_epochs": 2, "batch_size": 512, "patience": 1}
@@ -115,9 +116,7 @@ def test_inference_equals_the_exported_onnx(
     model = onnx.load(str(model_path))
     assert {entry.key for entry in model.metadata_props} >= {"fusebox.tasks", "fusebox.input_columns"}
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    feed = {
-        i.name: rows[i.name].to_numpy(dtype=np.int64 if "int" in i.type else np.float32) for i in session.get_inputs()
-    }
+    feed = model_feeds(session.get_inputs(), rows)
     expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
 
     body = oip.json()

@@ -20,6 +20,7 @@ import tritonclient.http as triton
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
+from bench.http_load import model_feeds
 from service.core.config import Settings
 from service.core.errors import BadRequest
 from service.inference.batching import Batcher
@@ -254,7 +255,7 @@ def rows(data_files: DataFiles) -> pd.DataFrame:
 
 def _expected(model_path: Path, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     session = _session(model_path)
-    feed = {i.name: rows[i.name].to_numpy(np.int64 if "int" in i.type else np.float32) for i in session.get_inputs()}
+    feed = model_feeds(session.get_inputs(), rows)
     return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
 
 
