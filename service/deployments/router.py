@@ -10,7 +10,7 @@ from service.core.dependencies import AppSettings, DbSession
 from service.core.schemas import Page, page_params
 from service.core.tenancy import TenantId
 from service.deployments import service
-from service.deployments.schemas import BatchingChange, DeploymentBatching, DeploymentList, DeploymentOut
+from service.deployments.schemas import BatchingChange, DeploymentBatching, DeploymentList
 from service.inference.dependencies import Runtimes
 
 router = APIRouter(prefix="/v1/deployments", tags=["inference"])
@@ -25,8 +25,7 @@ def list_deployments(
 ) -> DeploymentList:
     """A succeeded fusion job deploys its model under the job's name, as the next version; the newest
     version answers the unversioned routes and `/v1/predict/{name}`."""
-    rows = service.list_deployments(session, tenant_id, page, name)
-    return DeploymentList(items=[DeploymentOut.model_validate(row) for row in rows])
+    return DeploymentList(items=service.list_deployments(session, tenant_id, page, name))
 
 
 @router.get(

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.schemas import ApiModel
+from service.core.schemas import TaskType
 
 
 class DeployedTask(BaseModel):
     name: str
-    type: str
+    type: TaskType
     classes: int | None = None
     answered_by: str = Field(description="'fused', or the source model the task fell back to (no-regression rule).")
 
 
-class DeploymentOut(ApiModel):
+class DeploymentOut(BaseModel):
     name: str
     version: int
     latest: bool = Field(description="The version the unversioned routes serve.")
@@ -30,36 +29,6 @@ class DeploymentOut(ApiModel):
     infer_url: str
     predict_url: str | None = Field(description="Records in, predictions out; set on the newest version only.")
     created_at: datetime
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_row(cls, row: Any) -> Any:
-        if isinstance(row, dict):
-            return row
-        deployment, latest = row
-        fused = deployment.fused_model
-        tasks = [
-            DeployedTask(
-                name=task["name"],
-                type=task.get("type", "binary"),
-                classes=task.get("classes"),
-                answered_by=fused.answered_by.get(task["name"], "fused"),
-            )
-            for task in fused.tasks
-        ]
-        return {
-            "name": deployment.name,
-            "version": deployment.version,
-            "latest": latest,
-            "job_id": fused.job_id,
-            "strategy": fused.strategy,
-            "tasks": tasks,
-            "input_columns": fused.input_columns,
-            "size_bytes": fused.size_bytes,
-            "infer_url": f"/v2/models/{deployment.name}/versions/{deployment.version}/infer",
-            "predict_url": f"/v1/predict/{deployment.name}" if latest else None,
-            "created_at": deployment.created_at,
-        }
 
 
 class DeploymentList(BaseModel):

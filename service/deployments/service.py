@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from service.core.config import Settings
 from service.core.schemas import Page
-from service.deployments.schemas import BatchingChange, DeploymentBatching
+from service.deployments.schemas import BatchingChange, DeployedTask, DeploymentBatching, DeploymentOut
 from service.inference.deployments import find_deployment
 from service.inference.models import Deployment
 from service.inference.runtime import RuntimeCache
@@ -16,10 +16,8 @@ from service.inference.served import get_served_cache
 from service.inference.service import effective_batching
 
 
-def list_deployments(
-    session: Session, tenant_id: str, page: Page, name: str | None = None
-) -> list[tuple[Deployment, bool]]:
-    """Deployments newest first, each with whether it is the newest version of its name."""
+def list_deployments(session: Session, tenant_id: str, page: Page, name: str | None = None) -> list[DeploymentOut]:
+    """Deployments newest first, each saying whether it is the newest version of its name."""
     query = select(Deployment).where(Deployment.tenant_id == tenant_id)
     if name is not None:
         query = query.where(Deployment.name == name)
@@ -33,7 +31,34 @@ def list_deployments(
             .group_by(Deployment.name)
         ).all()
     )
-    return [(deployment, newest.get(deployment.name) == deployment.version) for deployment in deployments]
+    return [
+        _deployment_out(deployment, deployment.version == newest.get(deployment.name)) for deployment in deployments
+    ]
+
+
+def _deployment_out(deployment: Deployment, latest: bool) -> DeploymentOut:
+    fused = deployment.fused_model
+    return DeploymentOut(
+        name=deployment.name,
+        version=deployment.version,
+        latest=latest,
+        job_id=fused.job_id,
+        strategy=fused.strategy,
+        tasks=[
+            DeployedTask(
+                name=task["name"],
+                type=task.get("type", "binary"),
+                classes=task.get("classes"),
+                answered_by=fused.answered_by.get(task["name"], "fused"),
+            )
+            for task in fused.tasks
+        ],
+        input_columns=fused.input_columns,
+        size_bytes=fused.size_bytes,
+        infer_url=f"/v2/models/{deployment.name}/versions/{deployment.version}/infer",
+        predict_url=f"/v1/predict/{deployment.name}" if latest else None,
+        created_at=deployment.created_at,
+    )
 
 
 def batching(
