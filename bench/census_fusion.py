@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.cache import ComponentCache  # noqa: E402
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  # noqa: E402
-from fusion.akf.sources import SourceModel  # noqa: E402
+from fusion.akf.sources import FusionSource  # noqa: E402
 from fusion.data.census import CensusData, load_census  # noqa: E402
 from fusion.intake import load_model  # noqa: E402
 from fusion.onnx_runtime import run_model  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> None:
 
 
 def _fuse(
-    data: CensusData, sources: list[SourceModel], strategy: str, cache: ComponentCache, label: str, rows: list[Row]
+    data: CensusData, sources: list[FusionSource], strategy: str, cache: ComponentCache, label: str, rows: list[Row]
 ) -> FusionResult:
     started = time.perf_counter()
     result = fuse(
@@ -135,7 +135,7 @@ def _fuse(
     return result
 
 
-def _baseline(data: CensusData, sources: list[SourceModel], kind: str, label: str, rows: list[Row]) -> None:
+def _baseline(data: CensusData, sources: list[FusionSource], kind: str, label: str, rows: list[Row]) -> None:
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     started = time.perf_counter()
     baseline = train_baseline(kind, data.tasks, sources, splits, TRAINING)
@@ -153,7 +153,7 @@ def _baseline(data: CensusData, sources: list[SourceModel], kind: str, label: st
 
 def _source(
     data: CensusData, family: str, task_name: str, exporter: str, retrain: bool, rows: list[Row]
-) -> SourceModel:
+) -> FusionSource:
     task = next(t for t in data.tasks if t.name == task_name)
     path = MODELS / f"{task_name}_{family}.onnx"
     meta_path = path.with_suffix(".json")
@@ -176,7 +176,7 @@ def _source(
     meta = json.loads(meta_path.read_text())
     weights = Path(f"{path}.data")
     loaded = load_model(path.read_bytes(), (weights.name, weights.read_bytes()) if weights.exists() else None)
-    source = SourceModel(name=f"{task_name}_{family}", task=task_name, loaded=loaded)
+    source = FusionSource(name=f"{task_name}_{family}", task=task_name, loaded=loaded)
     scores = run_model(loaded.model, source.feed(data.test))[loaded.signature.output_name]
     auc = task_metric(task, scores, data.test[task.label].to_numpy())
     note = f"best epoch {meta['best_epoch']}/{meta['epochs']}"

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.census_fusion import MODELS, SOURCES  # noqa: E402
-from fusion.akf.sources import SourceModel  # noqa: E402
+from fusion.akf.sources import FusionSource  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from fusion.intake.files import load_model_file  # noqa: E402
 from service.core.config import Settings  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
 
     data = load_census().test
     sources = [
-        SourceModel(f"{task}_{family}", task, load_model_file(MODELS / f"{task}_{family}.onnx"))
+        FusionSource(f"{task}_{family}", task, load_model_file(MODELS / f"{task}_{family}.onnx"))
         for family, task, _ in SOURCES
     ]
     settings = Settings()

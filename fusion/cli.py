@@ -150,7 +150,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _fuse(args: argparse.Namespace) -> int:
     from fusion.akf.cache import ComponentCache
     from fusion.akf.pipeline import FusionData, FusionSettings, fuse
-    from fusion.akf.sources import SourceModel
+    from fusion.akf.sources import FusionSource
     from fusion.spec import FuseSpec
 
     spec = FuseSpec.from_file(args.spec)
@@ -159,7 +159,7 @@ def _fuse(args: argparse.Namespace) -> int:
     for task_spec in spec.tasks:
         for model_file in task_spec.models:
             sources.append(
-                SourceModel(
+                FusionSource(
                     name=model_file.name or model_file.path.stem,
                     task=task_spec.name,
                     loaded=load_model_file(model_file.path, model_file.weights),

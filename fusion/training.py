@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fusion.data.tensors import TensorTable, num_rows, sequential_batches, shuffled_batches, to_device
+from fusion.data.tensor_tables import TensorTable, num_rows, sequential_batches, shuffled_batches, to_device
 from fusion.tasks import Task, task_loss, task_metric, to_prediction
 
 

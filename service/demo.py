@@ -24,7 +24,7 @@ import pandas as pd
 
 from service.client import FuseboxClient, FuseboxError
 from service.client.display import JobProgress, report_table
-from service.client.models import Dataset, Job, SourceModel
+from service.client.schemas import Dataset, Job, SourceModel
 from service.core.config import get_settings
 
 FOLDER = Path("var/demo")

@@ -4,7 +4,7 @@ from service.core.database import Base
 from service.datasets.models import Dataset
 from service.inference.models import Deployment, FusedModel
 from service.jobs.models import FusionJob, job_sources
-from service.models.models import SourceModel
+from service.models.models import UploadedModel
 from service.tenants.models import ApiKey, Tenant
 
 metadata = Base.metadata
@@ -15,8 +15,8 @@ __all__ = [
     "Deployment",
     "FusedModel",
     "FusionJob",
-    "SourceModel",
     "Tenant",
+    "UploadedModel",
     "job_sources",
     "metadata",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.data.census import CensusData, load_census, subsample
 from fusion.intake import LoadedModel
 from fusion.intake.files import load_model_file
@@ -40,7 +40,7 @@ def zoo_models(
 
 
 @pytest.fixture(scope="session")
-def trained_sources(tmp_path_factory: pytest.TempPathFactory, census_small: CensusData) -> list[SourceModel]:
+def trained_sources(tmp_path_factory: pytest.TempPathFactory, census_small: CensusData) -> list[FusionSource]:
     """Two trained source models per Census task, of four families, through both exporters."""
     folder = tmp_path_factory.mktemp("sources")
     tasks = {task.name: task for task in census_small.tasks}
@@ -52,7 +52,7 @@ def trained_sources(tmp_path_factory: pytest.TempPathFactory, census_small: Cens
         model = build_single_task_model(family, census_small.schema, task, hidden=(32, 16))
         train_model(model, [task], census_small.train, census_small.validation, census_small.schema, config)
         path = export_onnx(model, census_small.schema, task, folder / f"{family}.onnx", dynamo=exporter == "dynamo")
-        sources.append(SourceModel(name=f"{task_name}_{family}", task=task_name, loaded=load_model_file(path)))
+        sources.append(FusionSource(name=f"{task_name}_{family}", task=task_name, loaded=load_model_file(path)))
     return sources
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx.utils import Extractor
 
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.data.census import CensusData
 from fusion.decompose import decompose
 from fusion.onnx_torch import OnnxGraphModule
@@ -22,7 +22,7 @@ TOLERANCE = 1e-5
 def test_every_component_matches_onnx_runtime(zoo_models: dict, census_small: CensusData, family, exporter) -> None:
     loaded = zoo_models[family, exporter]
     model = loaded.model
-    source = SourceModel(name=family, task="income", loaded=loaded)
+    source = FusionSource(name=family, task="income", loaded=loaded)
     rows = census_small.validation.head(64)
     inputs = {name: torch.from_numpy(values) for name, values in source.feed(rows).items()}
     graph = OnnxGraphModule(model)
@@ -47,7 +47,7 @@ def test_components_are_differentiable(zoo_models: dict, census_small: CensusDat
     graph = OnnxGraphModule(loaded.model)
     graph.set_trainable(True)
     body = decompose(loaded.model).body[0]
-    source = SourceModel(name="dcn", task="income", loaded=loaded)
+    source = FusionSource(name="dcn", task="income", loaded=loaded)
     inputs = {name: torch.from_numpy(v) for name, v in source.feed(census_small.validation.head(32)).items()}
     env = graph.run_nodes(range(len(loaded.model.graph.node)), inputs)
     entry = env[body.inputs[0]].detach().requires_grad_(True)

@@ -12,7 +12,7 @@ import pytest
 
 from fusion.akf.cache import ComponentCache
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse
-from fusion.akf.sources import SourceModel, plan_levels
+from fusion.akf.sources import FusionSource, plan_levels
 from fusion.akf.validation import FusionInputError
 from fusion.data.census import CensusData
 from fusion.onnx_runtime import create_session, run_session
@@ -26,7 +26,7 @@ def small(data: CensusData, rows: int = 6000) -> FusionData:
     return FusionData(data.train.head(rows), data.validation.head(rows // 2), data.test.head(rows // 2))
 
 
-def run_exported(result: FusionResult, sources: list[SourceModel], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def run_exported(result: FusionResult, sources: list[FusionSource], frame: pd.DataFrame) -> dict[str, np.ndarray]:
     session = create_session(result.model)
     feed = {}
     for source in sources:
@@ -35,7 +35,7 @@ def run_exported(result: FusionResult, sources: list[SourceModel], frame: pd.Dat
 
 
 @pytest.fixture(scope="module")
-def frozen(census_small: CensusData, trained_sources: list[SourceModel]) -> FusionResult:
+def frozen(census_small: CensusData, trained_sources: list[FusionSource]) -> FusionResult:
     return fuse(
         census_small.tasks, trained_sources, small(census_small), FusionSettings(training=QUICK, baselines=("mmoe",))
     )
@@ -51,7 +51,7 @@ def test_fused_model_is_not_worse_than_the_worst_source(frozen: FusionResult, ce
 
 
 def test_exported_model_answers_every_task_as_trained(
-    frozen: FusionResult, census_small: CensusData, trained_sources: list[SourceModel]
+    frozen: FusionResult, census_small: CensusData, trained_sources: list[FusionSource]
 ) -> None:
     test = small(census_small).test
     outputs = run_exported(frozen, trained_sources, test)
@@ -64,7 +64,7 @@ def test_exported_model_answers_every_task_as_trained(
         assert auc == pytest.approx(report.exported.test, abs=1e-6)
 
 
-def test_exported_graph_reads_each_input_column_once(frozen: FusionResult, trained_sources: list[SourceModel]) -> None:
+def test_exported_graph_reads_each_input_column_once(frozen: FusionResult, trained_sources: list[FusionSource]) -> None:
     """Every source model reshapes the input columns it reads; the fused graph does that once per column."""
     inputs = {value.name for value in frozen.model.graph.input}
     readers: dict[tuple, int] = {}
@@ -97,7 +97,7 @@ def test_report_lists_sources_fused_and_fallbacks(frozen: FusionResult) -> None:
 
 @pytest.mark.parametrize("strategy", ["adaptive", "finetune"])
 def test_adaptive_strategies_train_and_export(
-    strategy: str, census_small: CensusData, trained_sources: list[SourceModel]
+    strategy: str, census_small: CensusData, trained_sources: list[FusionSource]
 ) -> None:
     data = small(census_small, rows=3000)
     settings = FusionSettings(strategy=strategy, training=TrainConfig(batch_size=512, max_epochs=1, device="cpu"))
@@ -116,7 +116,7 @@ def test_adaptive_strategies_train_and_export(
 
 @pytest.mark.parametrize("strategy", ["adaptive", "finetune"])
 def test_adaptive_strategies_stay_near_their_sources(
-    strategy: str, census_small: CensusData, trained_sources: list[SourceModel]
+    strategy: str, census_small: CensusData, trained_sources: list[FusionSource]
 ) -> None:
     """A few hundred small steps: enough for injections in raw units to throw the sources off (the head
     diverged), and for trained scalar constants of a source graph to turn the loss into NaN."""
@@ -129,7 +129,7 @@ def test_adaptive_strategies_stay_near_their_sources(
         assert task.fused.validation >= worst - 0.01, f"{task.task}: {task.fused} vs sources {task.sources}"
 
 
-def test_progress_cancel_and_resume(census_small: CensusData, trained_sources: list[SourceModel], tmp_path) -> None:
+def test_progress_cancel_and_resume(census_small: CensusData, trained_sources: list[FusionSource], tmp_path) -> None:
     data = small(census_small, rows=3000)
     settings = FusionSettings(training=TrainConfig(batch_size=500, max_epochs=3, patience=5, device="cpu"))
     checkpoint = tmp_path / "fusion.ckpt"
@@ -153,7 +153,7 @@ def test_progress_cancel_and_resume(census_small: CensusData, trained_sources: l
 
 
 def test_rows_without_a_label_are_left_out_of_that_task(
-    census_small: CensusData, trained_sources: list[SourceModel]
+    census_small: CensusData, trained_sources: list[FusionSource]
 ) -> None:
     data = small(census_small, rows=3000)
     train = data.train.copy()
@@ -164,7 +164,7 @@ def test_rows_without_a_label_are_left_out_of_that_task(
 
 
 def test_component_outputs_are_cached_across_runs(
-    census_small: CensusData, trained_sources: list[SourceModel], tmp_path: Path
+    census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
     cache = ComponentCache(tmp_path / "cache")
     source = trained_sources[0]
@@ -179,7 +179,7 @@ def test_component_outputs_are_cached_across_runs(
 
 
 def test_component_cache_keeps_to_its_size_evicting_the_least_recently_used(
-    census_small: CensusData, trained_sources: list[SourceModel], tmp_path: Path
+    census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
     source = trained_sources[0]
     plan = plan_levels(source, 3)
@@ -204,7 +204,7 @@ def test_component_cache_keeps_to_its_size_evicting_the_least_recently_used(
     assert len(evicted) == 1 and entry.name not in evicted, "the entry read last stayed; the other one went"
 
 
-def test_bad_inputs_are_reported_together(census_small: CensusData, trained_sources: list[SourceModel]) -> None:
+def test_bad_inputs_are_reported_together(census_small: CensusData, trained_sources: list[FusionSource]) -> None:
     data = small(census_small, rows=200)
     broken = data.train.drop(columns=["education"]).copy()
     broken.loc[0, "income"] = 2.0
@@ -221,7 +221,7 @@ def test_bad_inputs_are_reported_together(census_small: CensusData, trained_sour
 
 
 def test_ids_outside_an_embedding_table_are_refused(
-    census_small: CensusData, trained_sources: list[SourceModel]
+    census_small: CensusData, trained_sources: list[FusionSource]
 ) -> None:
     data = small(census_small, rows=200)
     validation = data.validation.copy()
@@ -230,7 +230,7 @@ def test_ids_outside_an_embedding_table_are_refused(
         fuse(census_small.tasks, trained_sources, FusionData(data.train, validation), FusionSettings(training=QUICK))
 
 
-def test_same_seed_same_model(census_small: CensusData, trained_sources: list[SourceModel]) -> None:
+def test_same_seed_same_model(census_small: CensusData, trained_sources: list[FusionSource]) -> None:
     data = small(census_small, rows=2000)
     settings = FusionSettings(training=TrainConfig(batch_size=500, max_epochs=1, seed=7, device="cpu"))
     first, second = (fuse(census_small.tasks, trained_sources, data, settings) for _ in range(2))

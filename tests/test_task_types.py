@@ -13,7 +13,7 @@ from skl2onnx import to_onnx
 from sklearn.neural_network import MLPClassifier
 
 from fusion.akf.pipeline import FusionData, FusionSettings, fuse
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
 from fusion.intake import load_model
 from fusion.intake.files import load_model_file
@@ -21,7 +21,7 @@ from fusion.onnx_runtime import create_session, run_session
 from fusion.tasks import Task, TaskType
 from fusion.training import TrainConfig
 from fusion.zoo import build_single_task_model, export_onnx, train_model
-from service.client import models as client_models
+from service.client import schemas as client_schemas
 from service.core import schemas as api_schemas
 
 SCHEMA = FeatureSchema(categorical=(CategoricalFeature("shop", 10), CategoricalFeature("tier", 4)), dense=("x", "z"))
@@ -51,7 +51,7 @@ def synthetic(rows: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[SourceModel], FusionData]:
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[FusionSource], FusionData]:
     folder = tmp_path_factory.mktemp("types")
     data = FusionData(synthetic(3000, 0), synthetic(1000, 1), synthetic(1000, 2))
     sources = []
@@ -67,12 +67,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[SourceModel], 
         train_model(model, [task], data.train.dropna(subset=[task.label]), data.validation.dropna(subset=[task.label]),
                     schema, CONFIG)  # fmt: skip
         path = export_onnx(model, schema, task, folder / f"{task.name}_{family}.onnx", dynamo=False)
-        sources.append(SourceModel(f"{task.name}_{family}", task.name, load_model_file(path)))
+        sources.append(FusionSource(f"{task.name}_{family}", task.name, load_model_file(path)))
     classifier = MLPClassifier(hidden_layer_sizes=(8, 4), max_iter=500, random_state=0)
     features = data.train[["x", "z"]].to_numpy(np.float32)
     classifier.fit(features, data.train.churn.to_numpy())
     converted = to_onnx(classifier, features[:1], options={id(classifier): {"zipmap": False}}, target_opset=17)
-    sources.append(SourceModel("churn_sklearn", "churn", load_model(converted.SerializeToString()), {"X": ("x", "z")}))
+    sources.append(FusionSource("churn_sklearn", "churn", load_model(converted.SerializeToString()), {"X": ("x", "z")}))
     return sources, data
 
 
@@ -103,4 +103,4 @@ def test_regression_multiclass_and_binary_fuse(setup, strategy: str) -> None:
 
 def test_the_api_and_the_client_name_the_engines_task_types() -> None:
     engine = tuple(task_type.value for task_type in TaskType)
-    assert get_args(api_schemas.TaskType) == engine and get_args(client_models.TaskType) == engine
+    assert get_args(api_schemas.TaskType) == engine and get_args(client_schemas.TaskType) == engine

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from fusion.akf.pipeline import FusionData, FusionSettings
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.akf.strategies import Strategy
 from fusion.data.files import split_validation
 from fusion.intake import InputSpec, LoadedModel, ModelSignature
@@ -19,13 +19,13 @@ from service.core.storage import ArtifactStore
 from service.datasets.models import Dataset
 from service.jobs.models import FusionJob
 from service.jobs.schemas import JobCreate
-from service.models.models import SourceModel as SourceModelRow
+from service.models.models import UploadedModel
 
 
 @dataclass(frozen=True)
 class JobInputs:
     tasks: list[Task]
-    sources: list[SourceModel]
+    sources: list[FusionSource]
     data: FusionData
     settings: FusionSettings
 
@@ -38,7 +38,7 @@ def load_inputs(session: Session, store: ArtifactStore, job: FusionJob, device: 
         for task in spec.tasks
     ]
     sources = [
-        SourceModel(
+        FusionSource(
             name=rows[ref.id].name,
             task=task.name,
             loaded=_loaded_model(store, rows[ref.id]),
@@ -64,7 +64,7 @@ def load_inputs(session: Session, store: ArtifactStore, job: FusionJob, device: 
     return JobInputs(tasks, sources, FusionData(train, validation, test), settings)
 
 
-def _loaded_model(store: ArtifactStore, row: SourceModelRow) -> LoadedModel:
+def _loaded_model(store: ArtifactStore, row: UploadedModel) -> LoadedModel:
     """The canonical model intake stored, with the signature it recorded: no second intake run."""
     model = onnx.load_model_from_string(store.path(row.sha256).read_bytes())
     signature = dict(row.signature)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
@@ -23,7 +23,7 @@ class BaselineResult:
     trainable_parameters: int
 
 
-def baseline_schema(sources: list[SourceModel], frames: dict[str, pd.DataFrame]) -> FeatureSchema:
+def baseline_schema(sources: list[FusionSource], frames: dict[str, pd.DataFrame]) -> FeatureSchema:
     """The union of the source models' one-column inputs; id ranges from the models or the data."""
     categorical: dict[str, int] = {}
     dense: list[str] = []
@@ -46,7 +46,7 @@ def baseline_schema(sources: list[SourceModel], frames: dict[str, pd.DataFrame])
 def train_baseline(
     kind: str,
     tasks: list[Task],
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     splits: dict[str, pd.DataFrame],
     config: TrainConfig,
     *,

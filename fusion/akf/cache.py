@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fusion.akf.sources import LevelPlan, SourceModel
+from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.onnx_runtime import create_session, run_session, with_outputs
 
 
@@ -41,7 +41,7 @@ class ComponentCache:
         self.root = root
         self.max_bytes = max_bytes
 
-    def outputs(self, source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+    def outputs(self, source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
         if self.root is None:
             return compute_outputs(source, plan, frame)
         folder = self.root / _key(source, plan, frame)
@@ -58,7 +58,7 @@ class ComponentCache:
         return outputs
 
 
-def compute_outputs(source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+def compute_outputs(source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
     unique = list(dict.fromkeys(plan.tensors))
     session = create_session(with_outputs(source.model, unique))
     output_name = source.signature.output_name
@@ -70,7 +70,7 @@ def compute_outputs(source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -
     )
 
 
-def _key(source: SourceModel, plan: LevelPlan, frame: pd.DataFrame) -> str:
+def _key(source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(source.loaded.to_bytes())
     digest.update("\n".join(plan.tensors).encode())
     for spec in source.signature.inputs:

@@ -25,7 +25,7 @@ from torch import nn
 
 from fusion.akf.model import AKFusion
 from fusion.akf.simplify import share_common_work
-from fusion.akf.sources import LevelPlan, SourceModel
+from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.akf.strategies import Strategy
 from fusion.tasks import Task, TaskType, to_prediction
 
@@ -37,7 +37,7 @@ among it and the sources, converting the others up."""
 @dataclass(frozen=True)
 class ExportPlan:
     tasks: list[Task]
-    sources: list[SourceModel]
+    sources: list[FusionSource]
     plans: list[LevelPlan]
     strategy: Strategy
     fallbacks: dict[str, int]
@@ -173,7 +173,7 @@ def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return onnx.version_converter.convert_version(model, opset)
 
 
-def _union_inputs(sources: list[SourceModel]) -> list[onnx.ValueInfoProto]:
+def _union_inputs(sources: list[FusionSource]) -> list[onnx.ValueInfoProto]:
     inputs: dict[str, onnx.ValueInfoProto] = {}
     for source in sources:
         for value in source.model.graph.input:
@@ -294,7 +294,7 @@ class _Assembly:
         return model
 
 
-def _input_columns(sources: list[SourceModel]) -> dict[str, list[str]]:
+def _input_columns(sources: list[FusionSource]) -> dict[str, list[str]]:
     return {spec.name: list(source.columns_of(spec.name)) for source in sources for spec in source.signature.inputs}
 
 

@@ -18,10 +18,10 @@ from fusion.akf.cache import ComponentCache, SourceOutputs
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
-from fusion.akf.sources import LevelPlan, SourceModel, plan_levels
+from fusion.akf.sources import FusionSource, LevelPlan, plan_levels
 from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, Strategy, frozen_table
 from fusion.akf.validation import check_fusion_inputs
-from fusion.data.tensors import TensorTable, label_tensors
+from fusion.data.tensor_tables import TensorTable, label_tensors
 from fusion.onnx_runtime import create_session, run_session
 from fusion.tasks import Task, TaskType, task_metric
 from fusion.training import CancelCheck, ProgressCallback, TrainConfig, fit, predict
@@ -63,7 +63,7 @@ StageCallback = Callable[[str], None]
 
 def fuse(
     tasks: list[Task],
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     data: FusionData,
     settings: FusionSettings = FusionSettings(),
     *,
@@ -167,7 +167,7 @@ def _of_task(predictions: dict[str, dict[str, np.ndarray]], task: Task) -> dict[
 
 def _task_report(
     task: Task,
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     own_sources: list[int],
     source_scores: list[Score],
     fused_scores: dict[str, Score],
@@ -187,7 +187,7 @@ def _task_report(
     )
 
 
-def _layout(tasks: list[Task], sources: list[SourceModel], plans: list[LevelPlan]) -> FusionLayout:
+def _layout(tasks: list[Task], sources: list[FusionSource], plans: list[LevelPlan]) -> FusionLayout:
     task_index = {task.name: i for i, task in enumerate(tasks)}
     return FusionLayout(
         tasks=tuple(tasks),
@@ -206,7 +206,7 @@ def _layout(tasks: list[Task], sources: list[SourceModel], plans: list[LevelPlan
 def _strategy_model(
     strategy: Strategy,
     fusion: AKFusion,
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     plans: list[LevelPlan],
     outputs: dict[str, list[SourceOutputs]],
     splits: dict[str, pd.DataFrame],
@@ -240,7 +240,7 @@ def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.
     ]
 
 
-def _raw_inputs(sources: list[SourceModel], frame: pd.DataFrame) -> TensorTable:
+def _raw_inputs(sources: list[FusionSource], frame: pd.DataFrame) -> TensorTable:
     table: TensorTable = {}
     for source in sources:
         for name, values in source.feed(frame).items():
@@ -252,7 +252,7 @@ def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]
     return {i: stages.graph.initializer_arrays() for i, stages in enumerate(model.sources)}
 
 
-def _source_prediction(task: Task, source: SourceModel, output: np.ndarray) -> np.ndarray:
+def _source_prediction(task: Task, source: FusionSource, output: np.ndarray) -> np.ndarray:
     """A source model's raw output as the task's prediction (probabilities for classification)."""
     if source.signature.output_is_probability or task.type == TaskType.REGRESSION:
         return output
@@ -272,7 +272,7 @@ def _score(task: Task, predictions: dict[str, np.ndarray], splits: dict[str, pd.
 
 def _source_scores(
     tasks: list[Task],
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     outputs: dict[str, list[SourceOutputs]],
     splits: dict[str, pd.DataFrame],
 ) -> list[Score]:
@@ -286,7 +286,7 @@ def _source_scores(
 
 
 def _no_regression(
-    tasks: list[Task], sources: list[SourceModel], fused: dict[str, Score], source_scores: list[Score]
+    tasks: list[Task], sources: list[FusionSource], fused: dict[str, Score], source_scores: list[Score]
 ) -> dict[str, int]:
     """Tasks whose fused head is worse on validation than their best source model -> that source's index."""
     fallbacks = {}
@@ -300,7 +300,7 @@ def _no_regression(
 
 def _check_export(
     model: onnx.ModelProto,
-    sources: list[SourceModel],
+    sources: list[FusionSource],
     frame: pd.DataFrame,
     expected: dict[str, np.ndarray],
     tolerance: float,

@@ -18,7 +18,7 @@ from fusion.onnx_runtime import run_model
 
 
 @dataclass(frozen=True)
-class SourceModel:
+class FusionSource:
     """A trained single-task model taking part in a fusion."""
 
     name: str
@@ -83,7 +83,7 @@ class LevelPlan:
     widths: tuple[int, ...]
 
 
-def plan_levels(source: SourceModel, levels: int) -> LevelPlan:
+def plan_levels(source: FusionSource, levels: int) -> LevelPlan:
     """Spread the source's representation spine over `levels` fusion levels, deepest last.
 
     Level l (1-based) takes spine entry ceil(l * S / levels) - 1 of the S usable entries, so a deep
@@ -97,7 +97,7 @@ def plan_levels(source: SourceModel, levels: int) -> LevelPlan:
     return LevelPlan(tensors=tuple(picks), widths=tuple(spine[name] for name in picks))
 
 
-def usable_spine(source: SourceModel) -> dict[str, int]:
+def usable_spine(source: FusionSource) -> dict[str, int]:
     """Spine tensors that are float, batch-major, and at least 2-D, with their flattened widths.
 
     Widths come from a probe run, because static shape inference cannot always resolve them.

@@ -17,8 +17,8 @@ from torch import nn
 
 from fusion.akf.cache import SourceOutputs
 from fusion.akf.model import AKFusion
-from fusion.akf.sources import LevelPlan, SourceModel
-from fusion.data.tensors import TensorTable
+from fusion.akf.sources import FusionSource, LevelPlan
+from fusion.data.tensor_tables import TensorTable
 from fusion.graph import GraphView
 from fusion.onnx_torch import OnnxGraphModule
 
@@ -64,7 +64,7 @@ class FrozenFusion(nn.Module):
 class SourceStages(nn.Module):
     """One source model split into the node groups that run before each fusion level, and its head."""
 
-    def __init__(self, source: SourceModel, plan: LevelPlan) -> None:
+    def __init__(self, source: FusionSource, plan: LevelPlan) -> None:
         super().__init__()
         self.graph = OnnxGraphModule(source.model)
         self.input_names = [spec.name for spec in source.signature.inputs]
@@ -84,7 +84,7 @@ class SourceStages(nn.Module):
 
 
 class AdaptiveFusion(nn.Module):
-    def __init__(self, fusion: AKFusion, sources: list[SourceModel], plans: list[LevelPlan]) -> None:
+    def __init__(self, fusion: AKFusion, sources: list[FusionSource], plans: list[LevelPlan]) -> None:
         super().__init__()
         self.fusion = fusion
         self.sources = nn.ModuleList(SourceStages(s, p) for s, p in zip(sources, plans, strict=True))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from fusion.akf.sources import SourceModel
+from fusion.akf.sources import FusionSource
 from fusion.tasks import Task, TaskType
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ class FusionInputError(ValueError):
         self.problems = problems
 
 
-def check_fusion_inputs(tasks: list[Task], sources: list[SourceModel], data: FusionData) -> None:
+def check_fusion_inputs(tasks: list[Task], sources: list[FusionSource], data: FusionData) -> None:
     problems = check_tasks_and_sources(tasks, sources)
     if not problems:
         frames = {"train": data.train, "validation": data.validation}
@@ -34,7 +34,7 @@ def check_fusion_inputs(tasks: list[Task], sources: list[SourceModel], data: Fus
         raise FusionInputError(problems)
 
 
-def check_tasks_and_sources(tasks: list[Task], sources: list[SourceModel]) -> list[str]:
+def check_tasks_and_sources(tasks: list[Task], sources: list[FusionSource]) -> list[str]:
     problems = []
     if not tasks:
         problems.append("name at least one task")
@@ -58,7 +58,7 @@ def check_tasks_and_sources(tasks: list[Task], sources: list[SourceModel]) -> li
     for task in tasks:
         if not any(source.task == task.name for source in sources):
             problems.append(f"task '{task.name}' has no source model; give it at least one")
-    first_use: dict[str, tuple[SourceModel, object]] = {}
+    first_use: dict[str, tuple[FusionSource, object]] = {}
     for source in sources:
         for spec in source.signature.inputs:
             binding = (spec.dtype, spec.width, source.columns_of(spec.name))
@@ -72,7 +72,7 @@ def check_tasks_and_sources(tasks: list[Task], sources: list[SourceModel]) -> li
     return problems
 
 
-def check_frame(tasks: list[Task], sources: list[SourceModel], frame: pd.DataFrame, split: str) -> list[str]:
+def check_frame(tasks: list[Task], sources: list[FusionSource], frame: pd.DataFrame, split: str) -> list[str]:
     """Columns present, feature values usable by every model, labels that fit their task type."""
     if len(frame) == 0:
         return [f"the {split} data has no rows"]

@@ -18,7 +18,7 @@ from fusion.intake.parsing import check_upload_sizes, default_opset, inline_func
 from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature
 from fusion.intake.runtime import check_and_infer_shapes, probe
 from fusion.intake.signature import canonicalize_output, choose_score, feature_dims, is_probability
-from fusion.intake.tensors import check_declared_sizes, check_tensor_data, embed_external_data
+from fusion.intake.tensor_checks import check_declared_sizes, check_tensor_data, embed_external_data
 from fusion.supported_ops import SUPPORTED_OPS
 
 __all__ = ["InputSpec", "IntakeLimits", "LoadedModel", "ModelRejected", "ModelSignature", "load_model"]

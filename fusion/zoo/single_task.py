@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fusion.data.schema import FeatureSchema
-from fusion.data.tensors import TensorTable
+from fusion.data.tensor_tables import TensorTable
 from fusion.tasks import Task
 from fusion.zoo.layers import MLP, FeatureStem, TaskHead, task_output
 

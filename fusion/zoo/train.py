@@ -6,7 +6,7 @@ import pandas as pd
 from torch import nn
 
 from fusion.data.schema import FeatureSchema
-from fusion.data.tensors import TensorTable, feature_tensors, label_tensors
+from fusion.data.tensor_tables import TensorTable, feature_tensors, label_tensors
 from fusion.tasks import Task
 from fusion.training import TrainConfig, TrainResult, evaluate, fit
 

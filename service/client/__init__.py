@@ -9,7 +9,7 @@ Needs only httpx and pydantic: no torch, no server code, so it installs and impo
 
 from service.client.client import FuseboxClient
 from service.client.errors import ApiError, FuseboxError, ServiceUnreachable
-from service.client.models import (
+from service.client.schemas import (
     Dataset,
     DeployedModel,
     DeploymentBatching,

@@ -21,7 +21,7 @@ from typing import Any, get_args
 from service.client.client import DEFAULT_URL, FuseboxClient
 from service.client.display import JobProgress, format_table, report_table
 from service.client.errors import FuseboxError
-from service.client.models import JobSpec, JobTaskSpec, TaskType
+from service.client.schemas import JobSpec, JobTaskSpec, TaskType
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from service.client.errors import ApiError, ServiceUnreachable
-from service.client.models import (
+from service.client.schemas import (
     Dataset,
     DeployedModel,
     DeploymentBatching,

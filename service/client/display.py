@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from fusion.akf.report import FusionReport  # plain dataclasses, no torch: the engine's own report table
-from service.client.models import Job
+from service.client.schemas import Job
 
 BAR_WIDTH = 30
 

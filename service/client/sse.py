@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from service.client.models import ServerEvent
+from service.client.schemas import ServerEvent
 
 
 def parse_events(lines: Iterable[str]) -> Iterator[ServerEvent]:

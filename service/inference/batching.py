@@ -19,7 +19,7 @@ import numpy as np
 
 from service.core.config import get_settings
 from service.core.errors import BadRequest
-from service.inference.runtime import LoadedModel
+from service.inference.runtime import RuntimeModel
 
 Result = dict[str, np.ndarray]
 
@@ -40,7 +40,7 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, model: LoadedModel, executor: Executor, max_rows: int, max_wait_s: float) -> None:
+    def __init__(self, model: RuntimeModel, executor: Executor, max_rows: int, max_wait_s: float) -> None:
         self.model = model
         self.executor = executor
         self.max_rows = max_rows
@@ -116,7 +116,7 @@ class Batcher:
             self._dispatch(loop)
 
 
-def run_together(model: LoadedModel, batch: list[_Waiting]) -> list[Result | Exception]:
+def run_together(model: RuntimeModel, batch: list[_Waiting]) -> list[Result | Exception]:
     """One call per group of requests whose tensors stack (same trailing dimensions), split per request.
 
     A call that fails is retried request by request, so that one bad request fails alone."""
@@ -131,7 +131,7 @@ def run_together(model: LoadedModel, batch: list[_Waiting]) -> list[Result | Exc
     return results
 
 
-def _run_group(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exception]:
+def _run_group(model: RuntimeModel, members: list[_Waiting]) -> list[Result | Exception]:
     if len(members) == 1:
         return _run_each(model, members)
     wanted = {name for waiting in members for name in waiting.outputs}
@@ -154,7 +154,7 @@ def _run_group(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exc
     return results
 
 
-def _run_each(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exception]:
+def _run_each(model: RuntimeModel, members: list[_Waiting]) -> list[Result | Exception]:
     results: list[Result | Exception] = []
     for waiting in members:
         try:
@@ -164,7 +164,7 @@ def _run_each(model: LoadedModel, members: list[_Waiting]) -> list[Result | Exce
     return results
 
 
-def batcher_for(model: LoadedModel, max_rows: int, max_wait_s: float) -> Batcher:
+def batcher_for(model: RuntimeModel, max_rows: int, max_wait_s: float) -> Batcher:
     """The model's batcher for these settings (deployments of one file with equal settings share it)."""
     key = (max_rows, max_wait_s)
     batcher = model.batchers.get(key)

@@ -16,7 +16,7 @@ import orjson
 from starlette.requests import Request
 
 from service.core.errors import BadRequest, TooLarge
-from service.inference.tensors import datatype_of
+from service.inference.oip_tensors import datatype_of
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_EXTENSION = "binary_tensor_data"

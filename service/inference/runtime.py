@@ -23,7 +23,7 @@ from fusion.intake.runtime import known_shapes
 from service.core.config import Settings, get_settings
 from service.core.errors import BadRequest
 from service.core.storage import ArtifactStore, get_store
-from service.inference.tensors import TensorSpec, ValueCheck, datatype_of_ort, shape_of_ort
+from service.inference.oip_tensors import TensorSpec, ValueCheck, datatype_of_ort, shape_of_ort
 
 if TYPE_CHECKING:
     from service.inference.batching import Batcher
@@ -38,7 +38,7 @@ _EXECUTION = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.Ex
 _ORT_NOISE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 
-class LoadedModel:
+class RuntimeModel:
     def __init__(self, session: ort.InferenceSession, cardinalities: Mapping[str, int]) -> None:
         self.session = session
         self.inputs = [TensorSpec(i.name, datatype_of_ort(i.type), shape_of_ort(i.shape)) for i in session.get_inputs()]
@@ -69,10 +69,10 @@ class RuntimeCache:
         self.store = store
         self.capacity = capacity
         self.settings = settings
-        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._loaded: OrderedDict[str, RuntimeModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def peek(self, sha256: str) -> LoadedModel | None:
+    def peek(self, sha256: str) -> RuntimeModel | None:
         """The loaded model, without loading: safe to call on the event loop."""
         loaded = self._loaded.get(sha256)
         # Never wait for the lock here: another thread may hold it for a whole model load. A missed
@@ -85,13 +85,13 @@ class RuntimeCache:
                 self._lock.release()
         return loaded
 
-    def get(self, sha256: str) -> LoadedModel:
+    def get(self, sha256: str) -> RuntimeModel:
         with self._lock:
             if sha256 in self._loaded:
                 self._loaded.move_to_end(sha256)
                 return self._loaded[sha256]
             data = self.store.path(sha256).read_bytes()  # read once, for ONNX Runtime and the graph analysis
-            loaded = LoadedModel(create_session(data, self.settings), _cardinalities(onnx.load_from_string(data)))
+            loaded = RuntimeModel(create_session(data, self.settings), _cardinalities(onnx.load_from_string(data)))
             self._loaded[sha256] = loaded
             while len(self._loaded) > self.capacity:
                 self._loaded.popitem(last=False)

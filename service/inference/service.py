@@ -17,8 +17,9 @@ from service.core.metrics import record_inference
 from service.inference.batching import batcher_for
 from service.inference.deployments import find_deployment, list_versions
 from service.inference.models import Deployment
+from service.inference.oip_tensors import TensorSpec, check_shape, from_bytes, from_json
 from service.inference.protocol import WireRequest, decode_request, encode_response
-from service.inference.runtime import LoadedModel, RuntimeCache
+from service.inference.runtime import RuntimeCache, RuntimeModel
 from service.inference.schemas import (
     ModelMetadata,
     PredictRequest,
@@ -26,7 +27,6 @@ from service.inference.schemas import (
     TensorMetadata,
 )
 from service.inference.served import Served, resolve
-from service.inference.tensors import TensorSpec, check_shape, from_bytes, from_json
 
 _OFFLOAD_BYTES = 1 << 16
 """Bodies and answers larger than this are decoded and encoded on a worker thread: a 1024-row JSON
@@ -84,7 +84,7 @@ async def infer(
     return encoded
 
 
-def prepare(model: LoadedModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
+def prepare(model: RuntimeModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
     request = decode_request(body, header_length)
     feeds, rows = _feeds(model, request, max_rows)
     model.check_values(feeds)
@@ -130,7 +130,7 @@ def _tensors(specs: list[TensorSpec]) -> list[TensorMetadata]:
     return [TensorMetadata(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in specs]
 
 
-def _feeds(model: LoadedModel, request: WireRequest, max_rows: int) -> tuple[dict[str, np.ndarray], int]:
+def _feeds(model: RuntimeModel, request: WireRequest, max_rows: int) -> tuple[dict[str, np.ndarray], int]:
     specs = model.input_specs
     given = {tensor.name for tensor in request.inputs}
     if given != specs.keys() or len(given) != len(request.inputs):
@@ -166,7 +166,7 @@ def _refuse_names(expected: list[str], given: list[str]) -> None:
     )
 
 
-def _wanted_outputs(model: LoadedModel, wanted: list[str] | None) -> list[str]:
+def _wanted_outputs(model: RuntimeModel, wanted: list[str] | None) -> list[str]:
     names = model.output_names
     if wanted is None:
         return names
@@ -176,7 +176,7 @@ def _wanted_outputs(model: LoadedModel, wanted: list[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def _record_feeds(model: LoadedModel, deployment: Deployment, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def _record_feeds(model: RuntimeModel, deployment: Deployment, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Columns of the records, arranged as each input takes them: [N] for one column, [N, k] for k."""
     columns_of = deployment.fused_model.input_columns
     feeds = {}

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Column, Enum, ForeignKey, Index, String, Table, Tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.core.database import Base, TenantOwned
-from service.models.models import SourceModel
+from service.models.models import UploadedModel
 
 
 class JobStatus(StrEnum):
@@ -78,4 +78,4 @@ class FusionJob(TenantOwned, Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
-    sources: Mapped[list[SourceModel]] = relationship(secondary=job_sources, lazy="selectin")
+    sources: Mapped[list[UploadedModel]] = relationship(secondary=job_sources, lazy="selectin")

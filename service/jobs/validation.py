@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 
 from service.datasets.models import Dataset
 from service.jobs.schemas import JobCreate, JobTask, SourceRef
-from service.models.models import SourceModel
+from service.models.models import UploadedModel
 
 
 @dataclass(frozen=True)
 class ResolvedJob:
     """The spec with its models and datasets loaded; only complete when there are no problems."""
 
-    models: dict[uuid.UUID, SourceModel]
+    models: dict[uuid.UUID, UploadedModel]
     datasets: dict[str, Dataset]
     problems: list[str]
 
@@ -59,11 +59,11 @@ def resolve_and_check(session: Session, tenant_id: str, spec: JobCreate) -> Reso
 
 def _load_models(
     session: Session, tenant_id: str, spec: JobCreate, problems: list[str]
-) -> dict[uuid.UUID, SourceModel]:
+) -> dict[uuid.UUID, UploadedModel]:
     wanted = [ref.id for task in spec.tasks for ref in task.models]
     problems += [f"model {model_id} is listed more than once" for model_id, n in Counter(wanted).items() if n > 1]
     found = session.scalars(
-        select(SourceModel).where(SourceModel.tenant_id == tenant_id, SourceModel.id.in_(wanted))
+        select(UploadedModel).where(UploadedModel.tenant_id == tenant_id, UploadedModel.id.in_(wanted))
     ).all()
     models = {model.id: model for model in found}
     problems += [f"model {model_id} does not exist" for model_id in dict.fromkeys(wanted) if model_id not in models]
@@ -87,7 +87,7 @@ def _load_datasets(session: Session, tenant_id: str, spec: JobCreate, problems: 
     return datasets
 
 
-def _check_model_fits_task(model: SourceModel, ref: SourceRef, task: JobTask) -> list[str]:
+def _check_model_fits_task(model: UploadedModel, ref: SourceRef, task: JobTask) -> list[str]:
     problems = []
     if model.task_type != task.type:
         problems.append(
@@ -116,7 +116,7 @@ def _check_model_fits_task(model: SourceModel, ref: SourceRef, task: JobTask) ->
     return problems
 
 
-def _check_shared_inputs(model: SourceModel, ref: SourceRef, bindings: dict[str, tuple[Any, ...]]) -> list[str]:
+def _check_shared_inputs(model: UploadedModel, ref: SourceRef, bindings: dict[str, tuple[Any, ...]]) -> list[str]:
     """The fused model has one input per name, so models sharing an input name must agree on it."""
     problems = []
     for spec in model.signature["inputs"]:
@@ -130,7 +130,7 @@ def _check_shared_inputs(model: SourceModel, ref: SourceRef, bindings: dict[str,
     return problems
 
 
-def _check_features(model: SourceModel, ref: SourceRef, columns: dict[str, dict], split: str) -> list[str]:
+def _check_features(model: UploadedModel, ref: SourceRef, columns: dict[str, dict], split: str) -> list[str]:
     problems = []
     for spec in model.signature["inputs"]:
         for name in _columns(ref, spec):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.core.database import Base, TenantOwned
 
 
-class SourceModel(TenantOwned, Base):
+class UploadedModel(TenantOwned, Base):
     __tablename__ = "source_models"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 

@@ -15,7 +15,7 @@ from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
 from service.jobs.models import ACTIVE_STATUSES, FusionJob, job_sources
 from service.models.inspection import inspect_upload
-from service.models.models import SourceModel
+from service.models.models import UploadedModel
 from service.models.schemas import ModelMetadata
 
 
@@ -27,7 +27,7 @@ def create_model(
     upload: StagedFile,
     weights: StagedFile | None,
     limits: IntakeLimits,
-) -> SourceModel:
+) -> UploadedModel:
     _check_name_free(session, tenant_id, metadata.name)
     for staged in (upload, weights):
         if staged is not None:
@@ -35,7 +35,7 @@ def create_model(
     companion = (weights.filename or "weights", weights.path) if weights is not None else None
     inspected = inspect_upload(upload.path, companion, metadata, limits)
     stored = store.put_bytes(inspected.loaded.to_bytes())
-    model = SourceModel(
+    model = UploadedModel(
         tenant_id=tenant_id,
         name=metadata.name,
         task_name=metadata.task,
@@ -60,16 +60,16 @@ def create_model(
     return model
 
 
-def list_models(session: Session, tenant_id: str, page: Page, name: str | None = None) -> Sequence[SourceModel]:
-    query = select(SourceModel).where(SourceModel.tenant_id == tenant_id)
+def list_models(session: Session, tenant_id: str, page: Page, name: str | None = None) -> Sequence[UploadedModel]:
+    query = select(UploadedModel).where(UploadedModel.tenant_id == tenant_id)
     if name is not None:
-        query = query.where(SourceModel.name == name)
-    query = query.order_by(SourceModel.created_at.desc()).limit(page.limit).offset(page.offset)
+        query = query.where(UploadedModel.name == name)
+    query = query.order_by(UploadedModel.created_at.desc()).limit(page.limit).offset(page.offset)
     return session.scalars(query).all()
 
 
-def get_model(session: Session, tenant_id: str, model_id: uuid.UUID) -> SourceModel:
-    model = session.get(SourceModel, model_id)
+def get_model(session: Session, tenant_id: str, model_id: uuid.UUID) -> UploadedModel:
+    model = session.get(UploadedModel, model_id)
     if model is None or model.tenant_id != tenant_id:
         raise NotFound(f"model {model_id} not found")
     return model
@@ -91,12 +91,12 @@ def delete_model(session: Session, store: ArtifactStore, tenant_id: str, model_i
     session.delete(model)
     session.commit()
     # The file may be shared with another row holding the same bytes; it goes with the last of them.
-    if not session.scalar(select(exists().where(SourceModel.sha256 == sha256))):
+    if not session.scalar(select(exists().where(UploadedModel.sha256 == sha256))):
         store.delete(sha256)
 
 
 def _check_name_free(session: Session, tenant_id: str, name: str) -> None:
-    taken = session.scalar(select(func.count()).where(SourceModel.tenant_id == tenant_id, SourceModel.name == name))
+    taken = session.scalar(select(func.count()).where(UploadedModel.tenant_id == tenant_id, UploadedModel.name == name))
     if taken:
         raise _name_taken(name)
 

@@ -24,9 +24,9 @@ from bench.http_load import model_feeds
 from service.core.config import Settings
 from service.core.errors import BadRequest
 from service.inference.batching import Batcher
+from service.inference.oip_tensors import TensorSpec, ValueCheck, from_bytes
 from service.inference.protocol import WireRequest, decode_request
-from service.inference.runtime import LoadedModel, create_session
-from service.inference.tensors import TensorSpec, ValueCheck, from_bytes
+from service.inference.runtime import RuntimeModel, create_session
 from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
 
 NAME = "serving"
@@ -36,7 +36,7 @@ NAME = "serving"
 
 
 @pytest.fixture(scope="module")
-def slow_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+def slow_model(tmp_path_factory: pytest.TempPathFactory) -> RuntimeModel:
     """x [N, 1] -> echo [N] (x itself, to see that rows come back to their request) and heavy [N] (matrix
     products, to hold ONNX Runtime for as long as a test needs)."""
     rng = np.random.default_rng(0)
@@ -66,26 +66,26 @@ def slow_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     )
     path = tmp_path_factory.mktemp("slow") / "slow.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return LoadedModel(create_session(str(path), Settings(inference_threads=1)), {})
+    return RuntimeModel(create_session(str(path), Settings(inference_threads=1)), {})
 
 
 def _rows(start: int, count: int) -> dict[str, np.ndarray]:
     return {"x": np.arange(start, start + count, dtype=np.float32).reshape(count, 1)}
 
 
-def _seconds_for(model: LoadedModel, rows: int) -> float:
+def _seconds_for(model: RuntimeModel, rows: int) -> float:
     started = time.perf_counter()
     model.run(_rows(0, rows), ["heavy"])
     return time.perf_counter() - started
 
 
 @pytest.fixture(scope="module")
-def busy_rows(slow_model: LoadedModel) -> int:
+def busy_rows(slow_model: RuntimeModel) -> int:
     """Rows that keep ONNX Runtime busy for about a second on this machine."""
     return max(1000, int(1000 / _seconds_for(slow_model, 1000)))
 
 
-def test_concurrent_requests_share_calls_and_get_their_own_rows(slow_model: LoadedModel) -> None:
+def test_concurrent_requests_share_calls_and_get_their_own_rows(slow_model: RuntimeModel) -> None:
     async def scenario() -> tuple[list[dict[str, np.ndarray]], Batcher]:
         batcher = Batcher(slow_model, ThreadPoolExecutor(2), max_rows=64, max_wait_s=0.05)
         sizes = [1 + position % 3 for position in range(40)]
@@ -107,7 +107,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows(slow_model: Load
         start += rows
 
 
-def test_a_waiting_request_goes_when_its_bound_expires(slow_model: LoadedModel, busy_rows: int) -> None:
+def test_a_waiting_request_goes_when_its_bound_expires(slow_model: RuntimeModel, busy_rows: int) -> None:
     """While a long call runs, a new request waits for company only up to max_wait, then runs beside it."""
 
     async def scenario() -> tuple[float, bool]:
@@ -126,7 +126,7 @@ def test_a_waiting_request_goes_when_its_bound_expires(slow_model: LoadedModel, 
     assert busy_still_running
 
 
-def test_a_full_batch_goes_at_once_and_zero_wait_turns_batching_off(slow_model: LoadedModel, busy_rows: int) -> None:
+def test_a_full_batch_goes_at_once_and_zero_wait_turns_batching_off(slow_model: RuntimeModel, busy_rows: int) -> None:
     async def full_batch() -> tuple[float, bool, Batcher]:
         batcher = Batcher(slow_model, ThreadPoolExecutor(2), max_rows=4, max_wait_s=30)
         busy = asyncio.create_task(batcher.run(_rows(0, busy_rows), busy_rows, ["heavy"]))
