@@ -39,8 +39,8 @@ from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  
 from fusion.akf.sources import FusionSource  # noqa: E402
 from fusion.data.census import CensusData, load_census  # noqa: E402
 from fusion.intake import load_model  # noqa: E402
+from fusion.metrics import task_metric  # noqa: E402
 from fusion.onnx_runtime import run_model  # noqa: E402
-from fusion.tasks import task_metric  # noqa: E402
 from fusion.training import TrainConfig  # noqa: E402
 from fusion.zoo import build_single_task_model, export_onnx, train_model  # noqa: E402
 

@@ -172,13 +172,7 @@ def _fuse(args: argparse.Namespace) -> int:
     else:
         train, validation = split_validation(train, spec.data.validation_fraction, spec.hyperparameters.seed)
     test = read_table(spec.data.test) if spec.data.test else None
-    settings = FusionSettings(
-        strategy=spec.strategy,
-        akf=spec.hyperparameters.akf_config(),
-        training=spec.hyperparameters.train_config(args.device),
-        finetune_learning_rate_scale=spec.hyperparameters.finetune_learning_rate_scale,
-        baselines=tuple(spec.baselines),
-    )
+    settings = FusionSettings.from_plan(spec, args.device)
     progress = _ProgressLine()
     result = fuse(
         tasks,
@@ -201,8 +195,9 @@ def _fuse(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from fusion.metrics import task_metric
     from fusion.onnx_runtime import create_session, run_session
-    from fusion.tasks import Task, task_metric
+    from fusion.tasks import Task
 
     model = onnx.load(str(args.model))
     metadata = {entry.key: entry.value for entry in model.metadata_props}

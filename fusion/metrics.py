@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fusion.task_types import TaskType
+from fusion.tasks import Task
+
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve, ties in `scores` counted as half (the Mann-Whitney statistic)."""
@@ -38,3 +41,17 @@ def negative_rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
 
 def accuracy(labels: np.ndarray, class_probabilities: np.ndarray) -> float:
     return float(np.mean(np.argmax(class_probabilities, axis=-1) == labels))
+
+
+def task_metric(task: Task, predictions: np.ndarray, labels: np.ndarray) -> float:
+    """The task's validation metric (higher is better) over the labelled rows."""
+    mask = ~np.isnan(labels)
+    if not mask.any():
+        return float("nan")
+    y = labels[mask]
+    p = predictions[mask]
+    if task.type == TaskType.BINARY:
+        return roc_auc(y, p)
+    if task.type == TaskType.REGRESSION:
+        return negative_rmse(y, p)
+    return accuracy(y.astype(np.int64), p)

@@ -22,7 +22,10 @@ import torch
 from torch import nn
 
 from fusion.data.tensor_tables import TensorTable, num_rows, sequential_batches, shuffled_batches, to_device
-from fusion.tasks import Task, task_loss, task_metric, to_prediction
+from fusion.losses import task_loss, to_prediction
+from fusion.metrics import task_metric
+from fusion.spec import DEFAULT_HYPERPARAMETERS, Hyperparameters
+from fusion.tasks import Task
 
 
 class MultiTaskModel(Protocol):
@@ -31,17 +34,30 @@ class MultiTaskModel(Protocol):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 1e-3
-    batch_size: int = 1024
-    max_epochs: int = 30
-    patience: int = 3
+    """The loop's settings; the job's Hyperparameters (fusion/spec.py) hold the defaults."""
+
+    learning_rate: float = DEFAULT_HYPERPARAMETERS.learning_rate
+    batch_size: int = DEFAULT_HYPERPARAMETERS.batch_size
+    max_epochs: int = DEFAULT_HYPERPARAMETERS.max_epochs
+    patience: int = DEFAULT_HYPERPARAMETERS.patience
     min_improvement: float = 1e-4
     """A mean validation metric must beat the best so far by this much to count as better: AUC moves
     of 1e-5 on tens of thousands of rows are noise, and chasing them only lengthens training."""
     weight_decay: float = 0.0
-    seed: int = 0
+    seed: int = DEFAULT_HYPERPARAMETERS.seed
     device: str | None = None
     """'cpu', 'cuda', ... ; None picks CUDA when it is available."""
+
+    @classmethod
+    def from_hyperparameters(cls, hyperparameters: Hyperparameters, device: str | None = None) -> TrainConfig:
+        return cls(
+            learning_rate=hyperparameters.learning_rate,
+            batch_size=hyperparameters.batch_size,
+            max_epochs=hyperparameters.max_epochs,
+            patience=hyperparameters.patience,
+            seed=hyperparameters.seed,
+            device=device,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse
 from fusion.akf.sources import FusionSource, plan_levels
 from fusion.akf.validation import FusionInputError
 from fusion.data.census import CensusData
+from fusion.metrics import task_metric
 from fusion.onnx_runtime import create_session, run_session
-from fusion.tasks import Task, TaskType, task_metric
+from fusion.tasks import Task, TaskType
 from fusion.training import Cancelled, Progress, TrainConfig, checkpoint_epoch
 
 QUICK = TrainConfig(batch_size=512, max_epochs=2, patience=1, device="cpu")

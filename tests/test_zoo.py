@@ -13,7 +13,8 @@ from torch import nn
 
 from fusion.data.census import CensusData
 from fusion.data.schema import FeatureSchema
-from fusion.tasks import Task, TaskType, to_prediction
+from fusion.losses import to_prediction
+from fusion.tasks import Task, TaskType
 from fusion.training import TrainConfig, TrainResult
 from fusion.zoo import (
     MULTITASK_KINDS,

@@ -10,10 +10,8 @@ from sqlalchemy.orm import Session
 
 from fusion.akf.pipeline import FusionData, FusionSettings
 from fusion.akf.sources import FusionSource
-from fusion.akf.strategies import Strategy
 from fusion.data.files import split_validation
 from fusion.intake import InputSpec, LoadedModel, ModelSignature
-from fusion.spec import Hyperparameters, TaskSpec
 from fusion.tasks import Task
 from service.core.storage import ArtifactStore
 from service.datasets.models import Dataset
@@ -33,10 +31,7 @@ class JobInputs:
 def load_inputs(session: Session, store: ArtifactStore, job: FusionJob, device: str | None) -> JobInputs:
     spec = JobCreate.model_validate(job.spec)
     rows = {row.id: row for row in job.sources}
-    tasks = [
-        TaskSpec(name=task.name, type=task.type, label=task.label, classes=task.classes).to_task()
-        for task in spec.tasks
-    ]
+    tasks = [task.to_task() for task in spec.tasks]
     sources = [
         FusionSource(
             name=rows[ref.id].name,
@@ -47,21 +42,13 @@ def load_inputs(session: Session, store: ArtifactStore, job: FusionJob, device: 
         for task in spec.tasks
         for ref in task.models
     ]
-    hyper = Hyperparameters.model_validate(spec.hyperparameters.model_dump())
     train = _frame(session, store, job.dataset_id)
     if job.validation_dataset_id is not None:
         validation = _frame(session, store, job.validation_dataset_id)
     else:
-        train, validation = split_validation(train, spec.validation_fraction, hyper.seed)
+        train, validation = split_validation(train, spec.validation_fraction, spec.hyperparameters.seed)
     test = _frame(session, store, job.test_dataset_id) if job.test_dataset_id is not None else None
-    settings = FusionSettings(
-        strategy=Strategy(spec.strategy),
-        akf=hyper.akf_config(),
-        training=hyper.train_config(device),
-        finetune_learning_rate_scale=hyper.finetune_learning_rate_scale,
-        baselines=tuple(spec.baselines),
-    )
-    return JobInputs(tasks, sources, FusionData(train, validation, test), settings)
+    return JobInputs(tasks, sources, FusionData(train, validation, test), FusionSettings.from_plan(spec, device))
 
 
 def _loaded_model(store: ArtifactStore, row: UploadedModel) -> LoadedModel:

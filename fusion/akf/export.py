@@ -26,8 +26,9 @@ from torch import nn
 from fusion.akf.model import AKFusion
 from fusion.akf.simplify import share_common_work
 from fusion.akf.sources import FusionSource, LevelPlan
-from fusion.akf.strategies import Strategy
-from fusion.tasks import Task, TaskType, to_prediction
+from fusion.losses import to_prediction
+from fusion.spec import Strategy
+from fusion.tasks import Task, TaskType
 
 HEAD_OPSET = 17
 """Opset of the AKF graph as PyTorch's exporter writes it; the assembled model uses the newest opset

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fusion.spec import DEFAULT_HYPERPARAMETERS, Hyperparameters
 from fusion.tasks import Task, TaskType
 
 _PROBABILITY_FLOOR = 1e-7
@@ -39,11 +40,22 @@ on Census, injections in raw units made training diverge, and in whole spreads t
 
 @dataclass(frozen=True)
 class AKFConfig:
-    d_model: int = 16
-    heads: int = 2
-    levels: int = 3
+    """The network's shape; the job's Hyperparameters (fusion/spec.py) hold the defaults."""
+
+    d_model: int = DEFAULT_HYPERPARAMETERS.d_model
+    heads: int = DEFAULT_HYPERPARAMETERS.heads
+    levels: int = DEFAULT_HYPERPARAMETERS.levels
+    tower_hidden: int = DEFAULT_HYPERPARAMETERS.tower_hidden
     ffn_multiplier: int = 2
-    tower_hidden: int = 16
+
+    @classmethod
+    def from_hyperparameters(cls, hyperparameters: Hyperparameters) -> AKFConfig:
+        return cls(
+            d_model=hyperparameters.d_model,
+            heads=hyperparameters.heads,
+            levels=hyperparameters.levels,
+            tower_hidden=hyperparameters.tower_hidden,
+        )
 
 
 @dataclass(frozen=True)

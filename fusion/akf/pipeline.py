@@ -19,11 +19,13 @@ from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
 from fusion.akf.sources import FusionSource, LevelPlan, plan_levels
-from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, Strategy, frozen_table
+from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_table
 from fusion.akf.validation import check_fusion_inputs
 from fusion.data.tensor_tables import TensorTable, label_tensors
+from fusion.metrics import task_metric
 from fusion.onnx_runtime import create_session, run_session
-from fusion.tasks import Task, TaskType, task_metric
+from fusion.spec import DEFAULT_HYPERPARAMETERS, BaselineKind, FusionPlan, Strategy
+from fusion.tasks import Task, TaskType
 from fusion.training import CancelCheck, ProgressCallback, TrainConfig, fit, predict
 
 EXPORT_TOLERANCE = {Strategy.FROZEN: 1e-5, Strategy.ADAPTIVE: 1e-4, Strategy.FINETUNE: 1e-4}
@@ -39,10 +41,21 @@ class FusionSettings:
     strategy: Strategy = Strategy.FROZEN
     akf: AKFConfig = field(default_factory=AKFConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
-    finetune_learning_rate_scale: float = 0.1
+    finetune_learning_rate_scale: float = DEFAULT_HYPERPARAMETERS.finetune_learning_rate_scale
     """Source weights learn this much slower than the fusion network under `finetune`."""
-    baselines: tuple[str, ...] = ()
-    """From-scratch multi-task models to train on the same data for comparison: shared_bottom, mmoe, ple."""
+    baselines: tuple[BaselineKind, ...] = ()
+    """From-scratch multi-task models to train on the same data for comparison."""
+
+    @classmethod
+    def from_plan(cls, plan: FusionPlan, device: str | None = None) -> FusionSettings:
+        """A job's settings, from the API's job spec or a spec file alike."""
+        return cls(
+            strategy=plan.strategy,
+            akf=AKFConfig.from_hyperparameters(plan.hyperparameters),
+            training=TrainConfig.from_hyperparameters(plan.hyperparameters, device),
+            finetune_learning_rate_scale=plan.hyperparameters.finetune_learning_rate_scale,
+            baselines=tuple(plan.baselines),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import torch
 from torch import nn
 
@@ -21,12 +19,6 @@ from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.data.tensor_tables import TensorTable
 from fusion.graph import GraphView
 from fusion.onnx_torch import OnnxGraphModule
-
-
-class Strategy(StrEnum):
-    FROZEN = "frozen"
-    ADAPTIVE = "adaptive"
-    FINETUNE = "finetune"
 
 
 def level_key(source_index: int, level: int) -> str:

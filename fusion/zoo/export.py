@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from fusion.data.schema import FeatureSchema
-from fusion.tasks import Task, to_prediction
+from fusion.losses import to_prediction
+from fusion.tasks import Task
 
 LEGACY_OPSET = 17
 _SAMPLE_ROWS = 2

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict
-
-TaskType = Literal["binary", "regression", "multiclass"]
-"""The engine's TaskType values (fusion/task_types.py) as a Literal, like the API's other closed choices;
-tests/test_task_types.py keeps the two equal."""
 
 
 class ApiModel(BaseModel):

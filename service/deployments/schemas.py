@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.schemas import TaskType
+from fusion.task_types import TaskType
 
 
 class DeployedTask(BaseModel):

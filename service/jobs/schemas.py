@@ -8,19 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from service.core.schemas import ApiModel, TaskType
+from fusion.spec import FusionPlan, StrictModel, TaskSpec
+from service.core.schemas import ApiModel
 
 JobName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-TaskName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
-Strategy = Literal["frozen", "adaptive", "finetune"]
-BaselineKind = Literal["shared_bottom", "mmoe", "ple"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SourceRef(_Strict):
+class SourceRef(StrictModel):
     id: uuid.UUID
     input_columns: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -32,53 +26,15 @@ def _id_or_ref(value: object) -> object:
     return {"id": value} if isinstance(value, str) else value
 
 
-class JobTask(_Strict):
-    name: TaskName
-    type: TaskType = "binary"
-    label: str | None = Field(default=None, description="Label column; default: the task name.")
-    classes: int | None = Field(default=None, ge=3, le=10_000, description="Number of classes (multiclass only).")
+class JobTask(TaskSpec):
     models: list[Annotated[SourceRef, BeforeValidator(_id_or_ref)]] = Field(
         min_length=1, description="Source model ids (or {id, input_columns} objects) trained for this task."
     )
 
-    @model_validator(mode="after")
-    def _classes_match_type(self) -> JobTask:
-        if (self.type == "multiclass") != (self.classes is not None):
-            raise ValueError(f"task '{self.name}': give 'classes' for a multiclass task, and only then")
-        return self
 
-    @property
-    def label_column(self) -> str:
-        return self.label or self.name
+class JobCreate(FusionPlan):
+    """A fusion job on stored models and datasets: the engine's FusionPlan (fusion/spec.py) and their ids."""
 
-    @property
-    def output_width(self) -> int:
-        return self.classes or 1
-
-
-class Hyperparameters(_Strict):
-    """The engine's fusion.spec.Hyperparameters, field for field (a test keeps them equal): that module
-    imports torch, which the API process never does."""
-
-    d_model: int = Field(default=16, ge=4, le=1024)
-    heads: int = Field(default=2, ge=1, le=64)
-    levels: int = Field(default=3, ge=1, le=16)
-    tower_hidden: int = Field(default=16, ge=1, le=4096)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
-    batch_size: int = Field(default=1024, ge=1, le=1_000_000)
-    max_epochs: int = Field(default=30, ge=1, le=1000)
-    patience: int = Field(default=2, ge=1, le=100)
-    seed: int = Field(default=0, ge=0)
-    finetune_learning_rate_scale: float = Field(default=0.1, gt=0, le=1.0)
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> Hyperparameters:
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
-        return self
-
-
-class JobCreate(_Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -104,16 +60,22 @@ class JobCreate(_Strict):
     validation_dataset_id: uuid.UUID | None = None
     validation_fraction: float | None = Field(default=None, gt=0, lt=1, description="Or: carve validation rows out.")
     test_dataset_id: uuid.UUID | None = Field(default=None, description="Optional: the report adds test metrics.")
-    strategy: Strategy = "frozen"
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
-    baselines: list[BaselineKind] = Field(
-        default_factory=list, description="From-scratch multi-task models to train for comparison in the report."
-    )
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> JobCreate:
         if (self.validation_dataset_id is None) == (self.validation_fraction is None):
             raise ValueError("give either 'validation_dataset_id' or 'validation_fraction' (e.g. 0.1), not both")
+        return self
+
+    @model_validator(mode="after")
+    def _held_out_rows_are_not_training_rows(self) -> JobCreate:
+        for field in ("validation_dataset_id", "test_dataset_id"):
+            if getattr(self, field) == self.dataset_id:
+                raise ValueError(
+                    f"'{field}' is the training dataset: scores on rows the model trained on say nothing of how it "
+                    "does on new rows; give a dataset of other rows"
+                    + (" or 'validation_fraction'" if field == "validation_dataset_id" else "")
+                )
         return self
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.core.schemas import ApiModel, TaskType
+from fusion.task_types import TaskType
+from service.core.schemas import ApiModel
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 TaskName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
@@ -21,7 +22,7 @@ class ModelMetadata(BaseModel):
 
     name: Name = Field(description="Unique per tenant; names the model in fusion reports.")
     task: TaskName = Field(description="The task the model was trained for, e.g. 'income'.")
-    task_type: TaskType = "binary"
+    task_type: TaskType = TaskType.BINARY
     classes: int | None = Field(default=None, ge=3, le=10_000, description="Number of classes (multiclass only).")
 
     @model_validator(mode="after")

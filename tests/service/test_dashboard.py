@@ -129,6 +129,12 @@ def test_job_from_the_page_live_report_and_try_it(
     page.click("#nav a[data-section=jobs]")
     page.click("a[href='#/jobs/new']")
     page.fill("input[name=name]", JOB_NAME)
+    # No dataset is training data until the user says so; the hyper-parameters start at the API's defaults.
+    assert page.input_value("select[name=dataset_id]") == ""
+    defaults = pg_stack.client().get("/openapi.json").json()["components"]["schemas"]["Hyperparameters"]["properties"]
+    assert {name: float(page.input_value(f"input[name={name}]")) for name in defaults} == {
+        name: float(field["default"]) for name, field in defaults.items()
+    }
     page.select_option("select[name=dataset_id]", uploaded["train"]["id"])
     page.select_option("select[name=validation_dataset_id]", uploaded["validation"]["id"])
     for task in data_files.tasks:

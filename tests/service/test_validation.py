@@ -256,3 +256,14 @@ class TestJobSpecs:
         assert both.status_code == no_tasks.status_code == heads.status_code == 422
         assert "not both" in both.text and "multiple of heads" in heads.text
         refused(twice, 422, "task name 'income' is used twice", "listed more than once")
+
+    def test_held_out_rows_must_not_be_the_training_rows(
+        self, pg_stack: Stack, client: httpx.Client, spec: dict, datasets: dict
+    ) -> None:
+        self.refused_job(
+            pg_stack, client, {**spec, "validation_dataset_id": datasets["train"]}, "'validation_dataset_id' is the "
+            "training dataset", "validation_fraction"
+        )  # fmt: skip
+        self.refused_job(pg_stack, client, {**spec, "test_dataset_id": datasets["train"]}, "'test_dataset_id' is the")
+        huge_seed = {**spec, "hyperparameters": {"max_epochs": 1, "seed": 10**30}}
+        self.refused_job(pg_stack, client, huge_seed, "seed", "less than or equal to 9223372036854775807")

@@ -1,21 +1,24 @@
-// Starting a fusion job: the data, the source models per task, the strategy and a few hyper-parameters.
+// Starting a fusion job: the data, the source models per task, the strategy and the hyper-parameters.
+// The choices and defaults come from the API's own OpenAPI schema, so that the form never disagrees with it.
 
 import { api } from "../api.js";
 import { h, message, replace } from "../dom.js";
 import { count } from "../format.js";
 
-const STRATEGIES = {
-  frozen: "frozen: source components computed once; fastest",
-  adaptive: "adaptive: the fused state fed back into deeper components",
-  finetune: "finetune: adaptive, with the source models trained too",
+const STRATEGY_NOTES = {
+  frozen: "source components computed once; fastest",
+  adaptive: "the fused state fed back into deeper components",
+  finetune: "adaptive, with the source models trained too",
 };
-const BASELINES = { shared_bottom: "Shared-Bottom", mmoe: "MMoE", ple: "PLE" };
+const BASELINE_NAMES = { shared_bottom: "Shared-Bottom", mmoe: "MMoE", ple: "PLE" };
 
 export async function render(root, { signal }) {
-  const [models, datasets] = await Promise.all([
+  const [models, datasets, openapi] = await Promise.all([
     api("/v1/models?limit=500", { signal }),
     api("/v1/datasets?limit=500", { signal }),
+    api("/openapi.json", { signal }),
   ]);
+  const schema = jobSchema(openapi);
   const tasks = groupByTask(models.items);
   const status = h("div", {});
   const form = h(
@@ -30,7 +33,7 @@ export async function render(root, { signal }) {
       "fieldset",
       {},
       h("legend", {}, "Data"),
-      field("Training dataset", datasetSelect("dataset_id", datasets.items)),
+      field("Training dataset", datasetSelect("dataset_id", datasets.items, "choose the training rows", true)),
       field(
         "Validation dataset",
         datasetSelect("validation_dataset_id", datasets.items, "a fraction of the training rows"),
@@ -52,21 +55,32 @@ export async function render(root, { signal }) {
       "fieldset",
       {},
       h("legend", {}, "Training"),
-      field("Strategy", select("strategy", Object.entries(STRATEGIES))),
+      field(
+        "Strategy",
+        select(
+          "strategy",
+          schema.strategies.map((name) => [name, STRATEGY_NOTES[name] ? `${name}: ${STRATEGY_NOTES[name]}` : name]),
+          schema.defaultStrategy,
+        ),
+      ),
       h(
         "div",
-        { class: "row" },
-        field("Max epochs", input("max_epochs", "number", 30, { min: 1, max: 1000 })),
-        field("Patience", input("patience", "number", 2, { min: 1, max: 100 })),
-        field("Batch size", input("batch_size", "number", 1024, { min: 1 })),
-        field("Learning rate", input("learning_rate", "number", 0.001, { step: "any", min: 0 })),
+        { class: "row hyperparameters" },
+        Object.entries(schema.hyperparameters).map(([name, property]) =>
+          field(property.title ?? name, numberInput(name, property)),
+        ),
       ),
       h(
         "div",
         { class: "row" },
         h("span", {}, "Baselines to train for the report:"),
-        Object.entries(BASELINES).map(([value, label]) =>
-          h("label", { class: "check" }, h("input", { type: "checkbox", name: "baselines", value }), label),
+        schema.baselines.map((value) =>
+          h(
+            "label",
+            { class: "check" },
+            h("input", { type: "checkbox", name: "baselines", value }),
+            BASELINE_NAMES[value] ?? value,
+          ),
         ),
       ),
     ),
@@ -77,7 +91,7 @@ export async function render(root, { signal }) {
     event.preventDefault();
     replace(status);
     try {
-      const job = await api("/v1/fusion-jobs", { method: "POST", body: jobSpec(form, tasks) });
+      const job = await api("/v1/fusion-jobs", { method: "POST", body: jobSpec(form, tasks, schema) });
       location.hash = `#/jobs/${job.id}`;
     } catch (error) {
       replace(status, message("error", error.message, error.problems));
@@ -86,8 +100,21 @@ export async function render(root, { signal }) {
   replace(root, form);
 }
 
+/** What the form offers, read from the job-create schema: strategies, baselines, hyper-parameters. */
+function jobSchema(openapi) {
+  const schemas = openapi.components.schemas;
+  const resolve = (node) => (node.$ref ? schemas[node.$ref.split("/").pop()] : node);
+  const job = schemas.JobCreate.properties;
+  return {
+    strategies: resolve(job.strategy).enum,
+    defaultStrategy: job.strategy.default,
+    baselines: resolve(job.baselines.items).enum,
+    hyperparameters: schemas.Hyperparameters.properties,
+  };
+}
+
 /** The POST /v1/fusion-jobs body from the form; a task joins when at least one of its models is ticked. */
-function jobSpec(form, tasks) {
+function jobSpec(form, tasks, schema) {
   const data = new FormData(form);
   const ticked = new Set(data.getAll("model"));
   const optional = (name) => data.get(name) || undefined;
@@ -116,12 +143,7 @@ function jobSpec(form, tasks) {
     test_dataset_id: optional("test_dataset_id"),
     strategy: data.get("strategy"),
     baselines: data.getAll("baselines"),
-    hyperparameters: {
-      max_epochs: number("max_epochs"),
-      patience: number("patience"),
-      batch_size: number("batch_size"),
-      learning_rate: number("learning_rate"),
-    },
+    hyperparameters: Object.fromEntries(Object.keys(schema.hyperparameters).map((name) => [name, number(name)])),
   };
 }
 
@@ -159,11 +181,30 @@ function input(name, type, value, extra = {}) {
   return h("input", { name, type, value, ...extra });
 }
 
-function select(name, options) {
-  return h("select", { name }, options.map(([value, label]) => h("option", { value }, label)));
+/** A number field with the schema's default and bounds; integers step by 1. */
+function numberInput(name, property) {
+  const bounds = {
+    min: property.minimum ?? property.exclusiveMinimum,
+    max: property.maximum ?? property.exclusiveMaximum,
+  };
+  return input(name, "number", property.default, {
+    step: property.type === "integer" ? 1 : "any",
+    required: true,
+    title: property.description ?? "",
+    ...Object.fromEntries(Object.entries(bounds).filter(([, value]) => value !== undefined)),
+  });
 }
 
-function datasetSelect(name, datasets, emptyLabel = null) {
+function select(name, options, selected = undefined, extra = {}) {
+  return h(
+    "select",
+    { name, ...extra },
+    options.map(([value, label]) => h("option", { value, selected: value === selected }, label)),
+  );
+}
+
+/** Datasets by name; the first option is a placeholder, so that no dataset is chosen without a click. */
+function datasetSelect(name, datasets, emptyLabel, required = false) {
   const options = datasets.map((dataset) => [dataset.id, `${dataset.name} (${count(dataset.rows)} rows)`]);
-  return select(name, emptyLabel === null ? options : [["", emptyLabel], ...options]);
+  return select(name, [["", emptyLabel], ...options], "", required ? { required: true } : {});
 }
