@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service import __version__
 from service.core.config import get_settings
 from service.core.database import get_session_factory
+from service.core.docs import install_offline_docs
 from service.core.errors import install_error_handlers
 from service.core.logs import configure_logging
 from service.core.metrics import metrics_router
@@ -75,7 +76,10 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     # /v2 first: routes are matched in order, and its infer route is the one that answers at the highest rate.

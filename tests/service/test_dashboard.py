@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack, upload_sources_and_data
 
@@ -270,3 +270,27 @@ def _is_api(url: str) -> bool:
 
 def _component_names(components: list[dict]) -> list[str]:
     return [name for c in components for name in [c["name"], *_component_names(c.get("children", []))]]
+
+
+def test_api_docs_draw_every_operation_without_internet(page: Page, pg_stack: Stack) -> None:
+    """Swagger UI and ReDoc come with the service: every request that leaves this host is refused, and both
+    pages still draw the API with no script, style or font from elsewhere (ReDoc's footer asks for a logo)."""
+    leaving: list[tuple[str, str]] = []
+
+    def this_host_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            leaving.append((route.request.resource_type, route.request.url))
+            route.abort()
+
+    page.route("**/*", this_host_only)
+    schema = pg_stack.client().get("/openapi.json").json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    page.goto("/docs")
+    expect(page.locator(".opblock")).to_have_count(operations)
+    expect(page.locator(".opblock-summary-path[data-path='/v1/fusion-jobs']").first).to_be_visible()
+    page.goto("/redoc")
+    summary = schema["paths"]["/v1/deployments"]["get"]["summary"]
+    expect(page.locator("h2", has_text=summary)).to_be_visible()
+    assert [url for kind, url in leaving if kind in ("script", "stylesheet", "font", "fetch", "xhr")] == []
