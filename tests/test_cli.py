@@ -15,7 +15,7 @@ import yaml
 
 def fusebox(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fusion.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "service.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
     )
 
 
@@ -67,8 +67,9 @@ def test_inspect_prints_signature_and_component_tree(workspace: Path) -> None:
 def test_inspect_refuses_a_file_that_is_not_onnx(workspace: Path) -> None:
     (workspace / "notes.onnx").write_text("these are not the weights you are looking for")
     done = fusebox("inspect", "notes.onnx", cwd=workspace)
-    assert done.returncode == 2
-    assert "fusebox:" in done.stderr and "text" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr.startswith("fusebox: invalid: ") and "text" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_fuse_from_a_spec_then_evaluate(workspace: Path) -> None:
@@ -101,5 +102,6 @@ def test_fuse_from_a_spec_then_evaluate(workspace: Path) -> None:
 def test_fuse_reports_spec_mistakes(workspace: Path) -> None:
     (workspace / "bad.yaml").write_text(yaml.safe_dump({"tasks": [{"name": "churn", "type": "binary"}]}))
     done = fusebox("fuse", "bad.yaml", cwd=workspace)
-    assert done.returncode == 2
-    assert "models" in done.stderr and "data" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr.startswith("fusebox: invalid: ") and len(done.stderr.splitlines()) == 1
+    assert "tasks.0.models: Field required" in done.stderr and "data: Field required" in done.stderr

@@ -18,7 +18,7 @@ def fusebox(stack: Stack, *args: str, timeout: float = 300) -> subprocess.Comple
     """The console script's entry point, told where the service is through the environment."""
     env = {**stack.env, "FUSEBOX_URL": stack.url, "FUSEBOX_API_KEY": stack.api_key}
     return subprocess.run(
-        [sys.executable, "-m", "fusion.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
