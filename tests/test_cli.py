@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,16 @@ import pandas as pd
 import pytest
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def fusebox(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The console script's entry point, from this checkout (whatever else the interpreter has installed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+        [sys.executable, "-m", "service.cli", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
 
 
 def table(rows: int, seed: int) -> pd.DataFrame:
