@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from service.cli.errors import CommandError
@@ -16,12 +17,14 @@ from service.tenants import service
 
 
 def run_action(args: argparse.Namespace) -> int:
-    upgrade(get_settings().sqlalchemy_url)
-    with get_session_factory()() as session:
-        try:
+    try:
+        upgrade(get_settings().sqlalchemy_url)
+        with get_session_factory()() as session:
             ACTIONS[args.action](session, args)
-        except ServiceError as error:
-            raise CommandError(str(error.status_code), error.message) from error
+    except ServiceError as error:
+        raise CommandError(str(error.status_code), error.message) from error
+    except OperationalError as error:  # the database is down, or DATABASE_URL names none
+        raise CommandError("unreachable", f"the database: {' '.join(str(error.orig).split())}") from error
     return 0
 
 
