@@ -18,8 +18,9 @@ COPY fusion fusion
 COPY service service
 COPY worker worker
 COPY migrations migrations
-# Editable, so that alembic.ini and migrations/ stay where the code finds them (/app).
-RUN pip install -e .
+# Editable, so that alembic.ini and migrations/ stay where the code finds them (/app); [engine] is the
+# worker's set, which holds the API's ([server]) too.
+RUN pip install -e '.[engine]'
 
 # The artifact volume is mounted on /data/artifacts; creating it here gives a fresh volume this owner.
 RUN useradd --create-home --uid 1000 fusebox && mkdir -p /data/artifacts && chown -R fusebox /data

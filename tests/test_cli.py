@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,16 @@ import pandas as pd
 import pytest
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def fusebox(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The console script's entry point, from this checkout (whatever else the interpreter has installed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "fusion.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+        [sys.executable, "-m", "service.cli", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
 
 
 def table(rows: int, seed: int) -> pd.DataFrame:
@@ -67,8 +73,9 @@ def test_inspect_prints_signature_and_component_tree(workspace: Path) -> None:
 def test_inspect_refuses_a_file_that_is_not_onnx(workspace: Path) -> None:
     (workspace / "notes.onnx").write_text("these are not the weights you are looking for")
     done = fusebox("inspect", "notes.onnx", cwd=workspace)
-    assert done.returncode == 2
-    assert "fusebox:" in done.stderr and "text" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr.startswith("fusebox: invalid: ") and "text" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_fuse_from_a_spec_then_evaluate(workspace: Path) -> None:
@@ -101,5 +108,6 @@ def test_fuse_from_a_spec_then_evaluate(workspace: Path) -> None:
 def test_fuse_reports_spec_mistakes(workspace: Path) -> None:
     (workspace / "bad.yaml").write_text(yaml.safe_dump({"tasks": [{"name": "churn", "type": "binary"}]}))
     done = fusebox("fuse", "bad.yaml", cwd=workspace)
-    assert done.returncode == 2
-    assert "models" in done.stderr and "data" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr.startswith("fusebox: invalid: ") and len(done.stderr.splitlines()) == 1
+    assert "tasks.0.models: Field required" in done.stderr and "data: Field required" in done.stderr

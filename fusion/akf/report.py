@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from fusion.report_table import format_report_table
+
 
 @dataclass
 class Score:
@@ -59,58 +61,9 @@ class FusionReport:
         data["fallbacks"] = self.fallbacks
         return _finite(data)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> FusionReport:
-        tasks = [
-            TaskReport(
-                task=t["task"],
-                metric=t["metric"],
-                sources={name: Score(**score) for name, score in t["sources"].items()},
-                fused=Score(**t["fused"]),
-                exported=Score(**t["exported"]),
-                answered_by=t["answered_by"],
-                baselines={name: Score(**score) for name, score in t["baselines"].items()},
-            )
-            for t in data["tasks"]
-        ]
-        fields = {k: v for k, v in data.items() if k not in {"tasks", "fallbacks"}}
-        return cls(tasks=tasks, **fields)
-
     def format_table(self) -> str:
         """A plain-text table: one row per (task, model), validation and test metric."""
-        rows = [("task", "model", "metric", "validation", "test", "")]
-        for task in self.tasks:
-            for name, score in task.sources.items():
-                rows.append((task.task, f"source {name}", task.metric, _num(score.validation), _num(score.test), ""))
-            for name, score in task.baselines.items():
-                rows.append((task.task, f"baseline {name}", task.metric, _num(score.validation), _num(score.test), ""))
-            rows.append((task.task, "fused head", task.metric, _num(task.fused.validation), _num(task.fused.test), ""))
-            mark = f"fallback to {task.answered_by}" if task.fell_back else "fused"
-            rows.append(
-                (
-                    task.task,
-                    "exported model",
-                    task.metric,
-                    _num(task.exported.validation),
-                    _num(task.exported.test),
-                    mark,
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * width for width in widths))
-        summary = (
-            f"strategy {self.strategy}: best epoch {self.best_epoch} of {self.epochs_run}, "
-            f"training {self.training_seconds:.1f}s ({self.rows_per_second:,.0f} rows/s), "
-            f"total {self.total_seconds:.1f}s, "
-            f"parameters trainable {self.trainable_parameters:,} / total {self.total_parameters:,}, "
-            f"export max abs diff {self.export_max_abs_diff:.1e}"
-        )
-        return "\n".join([*lines, summary, *self.notes])
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+        return format_report_table(self.to_dict())
 
 
 def _finite(value):

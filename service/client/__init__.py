@@ -1,4 +1,4 @@
-"""A typed Python client for the fusebox API, and the `fusebox` commands that use it.
+"""A typed Python client for the fusebox API (service/cli/ builds the `fusebox` server commands on it).
 
 Needs only httpx and pydantic: no torch, no server code, so it installs and imports fast anywhere.
 
@@ -13,6 +13,7 @@ from service.client.schemas import (
     Dataset,
     DeployedModel,
     DeploymentBatching,
+    Hyperparameters,
     InferenceInput,
     InferenceResult,
     Job,
@@ -31,6 +32,7 @@ __all__ = [
     "DeploymentBatching",
     "FuseboxClient",
     "FuseboxError",
+    "Hyperparameters",
     "InferenceInput",
     "InferenceResult",
     "Job",

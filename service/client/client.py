@@ -112,7 +112,7 @@ class FuseboxClient:
     def create_job(self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None) -> Job:
         """With an `idempotency_key` (any unique string), a retry of the same spec returns the first job
         instead of starting a second one."""
-        body = JobSpec.model_validate(spec).model_dump(mode="json", exclude_none=True)
+        body = JobSpec.model_validate(spec).model_dump(mode="json", exclude_unset=True, exclude_none=True)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return Job.model_validate(self._json("POST", "/v1/fusion-jobs", json=body, headers=headers))
 
@@ -141,6 +141,25 @@ class FuseboxClient:
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)
         with self._stream("GET", f"/v1/fusion-jobs/{job_id}/events", headers=headers, timeout=timeout) as response:
             yield from parse_events(response.iter_lines())
+
+    def watch_job(self, job_id: Id) -> Iterator[Job]:
+        """The job now, then again after each change its server-sent events announce, until it has finished
+        (or the server ended the stream): one request for the whole run, where polling makes one a second."""
+        state = self.get_job(job_id).model_dump(mode="json")
+        seen = Job.model_validate(state)
+        yield seen
+        for event in self.job_events(job_id):
+            if event.event == "done":
+                state = event.data
+            elif event.event == "epoch":
+                others = [entry for entry in state["metrics"] if entry["epoch"] != event.data["epoch"]]
+                state["metrics"] = sorted([*others, event.data], key=lambda entry: entry["epoch"])
+            elif event.event in ("status", "progress"):
+                state.update(event.data)
+            job = Job.model_validate(state)
+            if job != seen:
+                seen = job
+                yield job
 
     def wait_for_job(
         self,

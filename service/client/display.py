@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import TextIO
 
-from fusion.akf.report import FusionReport  # plain dataclasses, no torch: the engine's own report table
+from fusion.report_table import format_report_table  # standard library only: the engine's own report table
 from service.client.schemas import Job
 
 BAR_WIDTH = 30
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [list(map(str, header)), *([_cell(value) for value in row] for row in rows)]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, list):
-        return " ".join(_cell(item) for item in value)
-    return "-" if value is None else str(value)
-
-
 def report_table(job: Job) -> str:
-    return FusionReport.from_dict(job.report).format_table() if job.report else "(the job has no report)"
+    return format_report_table(job.report) if job.report else "(the job has no report)"
 
 
 class JobProgress:

@@ -182,6 +182,22 @@ class JobTaskSpec(_Request):
     )
 
 
+class Hyperparameters(_Request):
+    """The server's defaults, for the reader: only the fields a caller sets are sent, so that the server's
+    own defaults apply to the rest (tests/service/test_client.py keeps these equal to the live API's)."""
+
+    d_model: int = 16
+    heads: int = 2
+    levels: int = 3
+    tower_hidden: int = 16
+    learning_rate: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 30
+    patience: int = 2
+    seed: int = 0
+    finetune_learning_rate_scale: float = 0.1
+
+
 class JobSpec(_Request):
     """The body of POST /v1/fusion-jobs. The server checks it in full and names every problem."""
 
@@ -192,7 +208,7 @@ class JobSpec(_Request):
     validation_fraction: float | None = None
     test_dataset_id: uuid.UUID | None = None
     strategy: Literal["frozen", "adaptive", "finetune"] = "frozen"
-    hyperparameters: dict[str, int | float] = Field(default_factory=dict)
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     baselines: list[str] = Field(default_factory=list)
 
 

@@ -14,11 +14,18 @@ JOB_NAME = "clientjob"
 EPOCHS = 2
 
 
-def fusebox(stack: Stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The console script's entry point, told where the service is through the environment."""
-    env = {**stack.env, "FUSEBOX_URL": stack.url, "FUSEBOX_API_KEY": stack.api_key}
+TRAIN = "cli-train"
+VALIDATION = "cli-validation"
+"""The datasets' names: the job names them, not their ids."""
+
+
+def fusebox(stack: Stack, *args: str, timeout: float = 300, configured: bool = True) -> subprocess.CompletedProcess:
+    """The console script's entry point, told where the service is through the environment unless not
+    `configured`."""
+    server = {"FUSEBOX_URL": stack.url, "FUSEBOX_API_KEY": stack.api_key} if configured else {}
+    env = {name: value for name, value in stack.env.items() if not name.startswith("FUSEBOX_")} | server
     return subprocess.run(
-        [sys.executable, "-m", "fusion.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -32,18 +39,17 @@ _jobs: dict[str, CliJob] = {}
 
 
 def fused_over_cli(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> CliJob:
-    """Models and data uploaded with the client, then `fusebox fuse --wait` naming the models by name."""
+    """Models and data uploaded with the client, then `fusebox fuse --wait` naming models and datasets by name."""
     if stack.url not in _jobs:
         with FuseboxClient(stack.url, stack.api_key) as client:
             models = [
                 client.upload_model(s.path, f"cli_{s.name}", s.task, weights=s.weights).name for s in source_files
             ]
-            train = client.upload_dataset(data_files.train, label_columns=data_files.tasks)
-            validation = client.upload_dataset(data_files.validation, name="cli validation")
+            client.upload_dataset(data_files.train, name=TRAIN, label_columns=data_files.tasks)
+            client.upload_dataset(data_files.validation, name=VALIDATION)
         tasks = [f"--task={source.task}={model}" for source, model in zip(source_files, models, strict=True)]
         run = fusebox(
-            stack, "fuse", "--wait", "--name", JOB_NAME, "--dataset", str(train.id),
-            "--validation-dataset", str(validation.id), *tasks,
+            stack, "fuse", "--wait", "--name", JOB_NAME, "--dataset", TRAIN, "--validation-dataset", VALIDATION, *tasks,
             "--set", f"max_epochs={EPOCHS}", "--set", "batch_size=512", "--set", "patience=1",
         )  # fmt: skip
         assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{stack.logs()}"

@@ -68,7 +68,7 @@ class Stack:
     def admin(self, *arguments: str) -> str:
         """Runs `fusebox admin ...` against this stack's database; returns what it printed."""
         done = subprocess.run(
-            [sys.executable, "-m", "fusion.cli", "admin", *arguments],
+            [sys.executable, "-m", "service.cli", "admin", *arguments],
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -1,25 +1,26 @@
-"""The Python client and the `fusebox` remote commands against the live service (PostgreSQL, Redis, a
-Celery worker): uploads, listings, errors as exceptions with the server's words, a fusion job followed
-with `fusebox fuse --wait`, inference and `fusebox predict`."""
+"""The Python client against the live service (PostgreSQL, Redis, a Celery worker): uploads, listings,
+errors as exceptions with the server's words, the job that `fusebox fuse --wait` ran, inference; and the
+client's job spec held against the API's live OpenAPI schema."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, get_args
 
+import httpx
 import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
-from service.client import ApiError, FuseboxClient, InferenceInput, ServiceUnreachable
+from service.client import ApiError, FuseboxClient, InferenceInput, JobSpec, ServiceUnreachable
 from service.client.sse import parse_events
-from tests.service.cli_job import EPOCHS, JOB_NAME, CliJob, fusebox, fused_over_cli
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack
+from tests.service.cli_job import JOB_NAME, CliJob, fused_over_cli
+from tests.service.conftest import DataFiles, SourceFile, Stack
 
 
 @pytest.fixture(scope="module")
@@ -95,42 +96,6 @@ def test_field_errors_become_problems(client: FuseboxClient) -> None:
     assert "name:" in str(invalid.value)
 
 
-def test_cli_models_and_datasets(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> None:
-    mlp = next(source for source in source_files if source.weights is None)
-    uploaded = fusebox(stack, "models", "upload", str(mlp.path), "--name", "cli_upload_mlp", "--task", mlp.task)
-    assert uploaded.returncode == 0, uploaded.stderr
-    assert uploaded.stdout.startswith("uploaded cli_upload_mlp: ") and "body components" in uploaded.stdout
-
-    listed = fusebox(stack, "models", "list", "--url", stack.url, "--api-key", stack.api_key)
-    assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines()[0].split() == ["id", "name", "task", "type", "parameters", "created"]
-    assert "cli_upload_mlp" in listed.stdout
-
-    shown = fusebox(stack, "models", "show", "cli_upload_mlp")
-    assert shown.returncode == 0, shown.stderr
-    assert f"task {mlp.task} (binary)" in shown.stdout and "categorical" in shown.stdout and "stem" in shown.stdout
-
-    dataset = fusebox(stack, "datasets", "upload", str(data_files.train), "--label-columns", ",".join(data_files.tasks))
-    assert dataset.returncode == 0, dataset.stderr
-    assert "6,000 rows" in dataset.stdout
-    datasets = fusebox(stack, "datasets", "list")
-    assert datasets.returncode == 0 and data_files.train.name in datasets.stdout
-
-    refused = fusebox(stack, "models", "show", str(uuid.uuid4()), "--api-key", stack.api_key)
-    assert refused.returncode == 1 and refused.stderr.startswith("fusebox: 404: ")
-
-
-def test_fuse_wait_shows_progress_then_the_report(cli_job: CliJob) -> None:
-    err, out = cli_job.run.stderr, cli_job.run.stdout
-    assert "queued" in err.splitlines()[0]
-    assert f"epoch 1/{EPOCHS}: train loss" in err and "income" in err
-    assert "[" in err and "%" in err and err.rstrip().endswith("succeeded")
-    table = out.splitlines()
-    assert table[0].split() == ["task", "model", "metric", "validation", "test"]
-    assert sum("exported model" in line for line in table) == 2
-    assert f"deployed as {JOB_NAME} version 1: /v2/models/{JOB_NAME}/versions/1/infer" in out
-
-
 def test_jobs_inference_and_download_through_the_client(
     client: FuseboxClient, cli_job: CliJob, data_files: DataFiles, tmp_path: Path
 ) -> None:
@@ -190,32 +155,53 @@ def test_sse_parsing() -> None:
     ]
 
 
-def test_cli_predict(stack: Stack, cli_job: CliJob, data_files: DataFiles, tmp_path: Path) -> None:
-    rows = pd.read_csv(data_files.validation).head(3).drop(columns=data_files.tasks)
-    rows.to_csv(tmp_path / "rows.csv", index=False)
-    printed = fusebox(stack, "predict", JOB_NAME, "--records", str(tmp_path / "rows.csv"))
-    assert printed.returncode == 0, printed.stderr
-    lines = printed.stdout.splitlines()
-    assert lines[0] == f"{JOB_NAME} version 1" and lines[1].split() == ["row", *data_files.tasks]
-    assert [line.split()[0] for line in lines[3:]] == ["0", "1", "2"]
-
-    record = json.dumps(rows.iloc[0].to_dict())
-    answered = fusebox(stack, "predict", JOB_NAME, "--record", record, "--json")
-    assert answered.returncode == 0, answered.stderr
-    prediction = json.loads(answered.stdout)["predictions"][0]
-    assert f"{prediction['income']:.4f}" == lines[3].split()[1]
+def test_the_clients_job_spec_matches_the_live_api(stack: Stack) -> None:
+    """Field names, and defaults where both sides declare one, of the job spec and every model nested in it."""
+    with httpx.Client(base_url=stack.url) as http:
+        api = http.get("/openapi.json").raise_for_status().json()
+    body = api["paths"]["/v1/fusion-jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert spec_differences(JobSpec, body, api["components"]["schemas"]) == []
 
 
-def test_fuse_chooses_local_or_server_by_its_arguments(stack: Stack) -> None:
-    both = fusebox(stack, "fuse", "spec.yaml", "--wait")
-    assert both.returncode == 2 and "--wait: for a job on the server" in both.stderr
-    neither = fusebox(stack, "fuse")
-    assert neither.returncode == 2 and "give a SPEC file" in neither.stderr
+def spec_differences(
+    model: type[BaseModel], schema: dict[str, Any], components: dict[str, Any], at: str = ""
+) -> list[str]:
+    declared = _object_schema(schema, components)
+    assert declared is not None, f"{at or 'the request body'}: the API declares no object here"
+    fields, properties = model.model_fields, declared["properties"]
+    differences = [f"{at}{name}: only the API has it" for name in properties.keys() - fields.keys()]
+    differences += [f"{at}{name}: only the client has it" for name in fields.keys() - properties.keys()]
+    for name in sorted(properties.keys() & fields.keys()):
+        field, property_schema = fields[name], _resolved(properties[name], components)
+        if "default" in property_schema and not field.is_required() and field.default_factory is None:
+            api_default, client_default = property_schema["default"], to_jsonable_python(field.default)
+            if client_default != api_default:
+                differences.append(f"{at}{name}: default {api_default!r} in the API, {client_default!r} in the client")
+        nested_model, nested_schema = _model_in(field.annotation), _object_schema(property_schema, components)
+        if nested_model is not None and nested_schema is not None:
+            differences += spec_differences(nested_model, nested_schema, components, f"{at}{name}.")
+    return differences
 
 
-def test_the_client_imports_neither_torch_nor_the_server() -> None:
-    script = "import json, sys, service.client, service.client.cli; print(json.dumps(list(sys.modules)))"
-    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    modules = set(json.loads(loaded))
-    assert not modules & {"torch", "fastapi", "sqlalchemy", "onnx", "numpy", "celery"}
-    assert not {module for module in modules if module.startswith(("service.core", "service.jobs", "worker"))}
+def _resolved(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """A $ref replaced by what it points at, keeping what sits beside it (a description, a default)."""
+    if "$ref" not in schema:
+        return schema
+    beside = {key: value for key, value in schema.items() if key != "$ref"}
+    return {**_resolved(components[schema["$ref"].rsplit("/", 1)[1]], components), **beside}
+
+
+def _object_schema(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """The object with properties that `schema` is, holds in a list, or offers among its alternatives."""
+    schema = _resolved(schema, components)
+    if "properties" in schema:
+        return schema
+    inner = [schema["items"]] if "items" in schema else schema.get("anyOf", []) + schema.get("allOf", [])
+    return next((found for part in inner if (found := _object_schema(part, components)) is not None), None)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds, itself, in a list or as one of a union's members."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)

@@ -1,5 +1,8 @@
-"""The `fusebox` command line for the engine: train-single, inspect, fuse, evaluate; and, from
-service/client/cli.py, the commands that use a running service (models, datasets, fuse on the server, predict)."""
+"""`fusebox train-single | inspect | fuse SPEC | evaluate`: the engine, on this machine.
+
+The engine's modules (torch, numpy, pandas, onnx) are imported by the commands that use them: they take
+seconds to load, and a client install has none of them, yet `fusebox --help` and the server commands
+must work there."""
 
 from __future__ import annotations
 
@@ -9,30 +12,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import onnx
-import pandas as pd
-
-from fusion.data.files import read_table, split_validation
-from fusion.data.schema import CategoricalFeature, FeatureSchema
-from fusion.intake import ModelRejected
-from fusion.intake.files import load_model_file
 from fusion.task_types import TaskType
-from service.client.cli import register_remote_commands
-from service.tenants.cli import add_admin_commands
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from fusion.data.schema import FeatureSchema
     from fusion.tasks import Task
     from fusion.training import Progress
 
-# The engine's modules import torch, which takes seconds: they are imported by the commands that use
-# them, so that the server commands (models, datasets, predict, admin) start at once.
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fusebox", description="Fuse trained single-task models into one.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register_engine_commands(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Adds the engine's commands; returns `fuse`, which the server commands extend."""
     train = commands.add_parser("train-single", help="train a reference single-task model and export it to ONNX")
     train.add_argument("--family", required=True, help="mlp, dcn, deepfm or wide_deep")
     train.add_argument("--task", required=True, help="task name (on Census-Income: income or never_married)")
@@ -68,20 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         "--task", action="append", default=[], metavar="NAME:TYPE[:LABEL]", help="for a single-task model"
     )
     evaluate.set_defaults(run=_evaluate)
-
-    register_remote_commands(commands, fuse)
-    add_admin_commands(commands)
-
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ModelRejected, ValueError, FileNotFoundError) as error:
-        print(f"fusebox: {error}", file=sys.stderr)
-        return 2
+    return fuse
 
 
 def _train_single(args: argparse.Namespace) -> int:
     from fusion.data.census import load_census
+    from fusion.data.files import read_table, split_validation
     from fusion.tasks import Task
     from fusion.training import TrainConfig
     from fusion.zoo import build_single_task_model, evaluate_model, export_onnx, train_model
@@ -116,6 +99,10 @@ def _infer_schema(
     train: pd.DataFrame, validation: pd.DataFrame, features: str | None, excluded: set[str]
 ) -> FeatureSchema:
     """Integer columns become categorical ids, float columns dense values."""
+    import pandas as pd
+
+    from fusion.data.schema import CategoricalFeature, FeatureSchema
+
     columns = _csv(features) if features else [c for c in train.columns if c not in excluded]
     categorical, dense = [], []
     for column in columns:
@@ -131,6 +118,7 @@ def _infer_schema(
 
 def _inspect(args: argparse.Namespace) -> int:
     from fusion.decompose import decompose, format_tree
+    from fusion.intake.files import load_model_file
 
     loaded = load_model_file(args.model, args.weights)
     signature = loaded.signature
@@ -148,9 +136,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _fuse(args: argparse.Namespace) -> int:
+    import onnx
+
     from fusion.akf.cache import ComponentCache
     from fusion.akf.pipeline import FusionData, FusionSettings, fuse
     from fusion.akf.sources import FusionSource
+    from fusion.data.files import read_table, split_validation
+    from fusion.intake.files import load_model_file
     from fusion.spec import FuseSpec
 
     spec = FuseSpec.from_file(args.spec)
@@ -195,6 +187,10 @@ def _fuse(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import onnx
+
+    from fusion.data.files import read_table
     from fusion.metrics import task_metric
     from fusion.onnx_runtime import create_session, run_session
     from fusion.tasks import Task
@@ -263,7 +259,3 @@ class _ProgressLine:
         if self.open:
             sys.stderr.write("\n")
             self.open = False
-
-
-if __name__ == "__main__":
-    sys.exit(main())
