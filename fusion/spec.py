@@ -12,7 +12,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fusion.task_types import TaskType
@@ -135,16 +134,9 @@ class FuseSpec(FusionPlan):
     output: Path = Path("fused.onnx")
     report: Path | None = None
 
-    @classmethod
-    def from_file(cls, path: Path) -> FuseSpec:
-        """Read JSON or YAML; relative paths inside are taken from the spec file's folder."""
-        raw = yaml.safe_load(path.read_text())
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping with 'tasks' and 'data'")
-        spec = cls.model_validate(raw)
-        return spec.relative_to(path.parent)
-
     def relative_to(self, folder: Path) -> FuseSpec:
+        """Relative paths in a spec file are taken from the file's folder."""
+
         def resolve(path: Path) -> Path:
             return path if path.is_absolute() else folder / path
 

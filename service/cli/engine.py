@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fusion.data.schema import FeatureSchema
+    from fusion.spec import FuseSpec
     from fusion.tasks import Task
     from fusion.training import Progress
 
@@ -143,9 +144,8 @@ def _fuse(args: argparse.Namespace) -> int:
     from fusion.akf.sources import FusionSource
     from fusion.data.files import read_table, split_validation
     from fusion.intake.files import load_model_file
-    from fusion.spec import FuseSpec
 
-    spec = FuseSpec.from_file(args.spec)
+    spec = _read_spec(args.spec)
     tasks = [task_spec.to_task() for task_spec in spec.tasks]
     sources = []
     for task_spec in spec.tasks:
@@ -184,6 +184,18 @@ def _fuse(args: argparse.Namespace) -> int:
         spec.report.write_text(json.dumps(result.report.to_dict(), indent=2))
         print(f"wrote {spec.report}")
     return 0
+
+
+def _read_spec(path: Path) -> FuseSpec:
+    """A JSON or YAML spec file (JSON is YAML)."""
+    import yaml
+
+    from fusion.spec import FuseSpec
+
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with 'tasks' and 'data'")
+    return FuseSpec.model_validate(raw).relative_to(path.parent)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
