@@ -28,10 +28,10 @@ def format_report_table(report: Mapping[str, Any]) -> str:
         scored.append(("fused head", task["fused"]))
         rows += [(name, model, metric, score["validation"], score["test"], "") for model, score in scored]
         answered_by = task["answered_by"]
-        mark = "fused" if answered_by == "fused" else f"fallback to {answered_by}"
+        mark = "fused head" if answered_by == "fused" else f"{answered_by} (fallback)"
         exported = task["exported"]
         rows.append((name, "exported model", metric, exported["validation"], exported["test"], mark))
-    table = format_table(("task", "model", "metric", "validation", "test", ""), rows)
+    table = format_table(("task", "model", "metric", "validation", "test", "answered by"), rows)
     summary = (
         f"strategy {report['strategy']}: best epoch {report['best_epoch']} of {report['epochs_run']}, "
         f"training {report['training_seconds']:.1f}s ({report['rows_per_second']:,.0f} rows/s), "

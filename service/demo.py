@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -26,6 +27,9 @@ from service.client import FuseboxClient, FuseboxError
 from service.client.display import JobProgress, report_table
 from service.client.schemas import Dataset, Job, SourceModel
 from service.core.config import get_settings
+
+if TYPE_CHECKING:
+    from fusion.training import Progress
 
 FOLDER = Path("var/demo")
 SOURCES = [  # (family, task, exporter): two architectures per task, both PyTorch exporters
@@ -130,8 +134,12 @@ def _census_files() -> dict[str, Path]:
     paths = {}
     for split in ("train", "validation", "test"):
         paths[split] = FOLDER / f"census_{split}.parquet"
-        if not paths[split].exists():
-            getattr(census, split).to_parquet(paths[split], index=False)
+        frame = getattr(census, split)
+        if paths[split].exists():
+            print(f"  {paths[split]}: {len(frame):,} rows (reused)")
+        else:
+            frame.to_parquet(paths[split], index=False)
+            print(f"  {paths[split]}: {len(frame):,} rows, {frame.shape[1]} columns")
     return paths
 
 
@@ -165,10 +173,18 @@ def _train(family: str, task_name: str, exporter: str, epochs: int, path: Path) 
     started = time.perf_counter()
     model = build_single_task_model(family, census.schema, task)
     config = TrainConfig(max_epochs=epochs, patience=1, device="cpu")
-    train_model(model, [task], census.train, census.validation, census.schema, config)
+    print(f"  training {path.name} ({family}, {task_name}) for up to {epochs} epochs", flush=True)
+    train_model(model, [task], census.train, census.validation, census.schema, config, on_progress=_epoch_line)
     auc = evaluate_model(model, [task], census.test, census.schema)[task.name]
     export_onnx(model, census.schema, task, path, dynamo=exporter == "dynamo")
     print(f"  {path}: trained {epochs} epochs in {time.perf_counter() - started:.0f}s, test AUC {auc:.4f}")
+
+
+def _epoch_line(progress: Progress) -> None:
+    """Source training takes a minute a model: each epoch's validation metric shows that it moves."""
+    if progress.validation is not None:
+        metrics = " ".join(f"{task} {value:.4f}" for task, value in progress.validation.items())
+        print(f"    epoch {progress.epoch}/{progress.max_epochs}: validation {metrics}", flush=True)
 
 
 def _upload_model(client: FuseboxClient, name: str, task: str, path: Path, weights: Path | None) -> SourceModel:

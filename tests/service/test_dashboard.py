@@ -240,6 +240,17 @@ def _check_report(page: Page, report: dict) -> None:
     assert [bars.nth(i).get_attribute("data-value") for i in range(len(expected))] == [
         f"{e[3]['validation']:.4f}" for e in expected
     ]
+    # Bars start at zero, so their heights are in the ratio of their values; names are written in full; the
+    # legend names only the kinds of bar drawn.
+    heights = [float(bars.nth(i).get_attribute("height")) for i in range(len(expected))]
+    values = [e[3]["validation"] for e in expected]
+    assert all(
+        abs(height / heights[0] - value / values[0]) < 1e-3 for height, value in zip(heights, values, strict=True)
+    )
+    labels = page.locator("svg.bar-chart .group .bar text:not(.value)").all_inner_texts()
+    assert {model for _, model, kind, _ in expected if kind == "source"} <= set(labels)
+    legend = page.locator("svg.bar-chart .legend text").all_inner_texts()
+    assert len(legend) == len({kind for _, _, kind, _ in expected})
 
 
 def _check_try_it(page: Page, stack: Stack, data_files: DataFiles) -> None:

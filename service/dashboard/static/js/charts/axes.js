@@ -19,7 +19,7 @@ export function xAxis(ticks, x, bottom, left, right, label) {
   return s(
     "g",
     { class: "axis x-axis" },
-    s("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "baseline" }),
+    s("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis-line" }),
     ticks.map((tick) => s("text", { x: x(tick), y: bottom + 14, "text-anchor": "middle" }, tick)),
     label && s("text", { x: (left + right) / 2, y: bottom + 28, "text-anchor": "middle", class: "axis-label" }, label),
   );

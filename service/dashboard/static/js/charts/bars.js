@@ -7,31 +7,38 @@ import { linear, niceTicks } from "./scale.js";
 const BAR = 34;
 const BAR_GAP = 8;
 const GROUP_GAP = 48;
-const HEIGHT = 360;
-const MARGIN = { top: 70, right: 16, bottom: 124, left: 84 };
-const LABEL_CHARS = 18;
+const PLOT_HEIGHT = 220;
+const MARGIN = { top: 70, right: 16, left: 84 };
+const LABEL_CHAR = 5.6;
+const LABEL_SLANT = (40 * Math.PI) / 180;
 const LEGEND_CHAR = 6.2;
 
-/** groups: [{label, bars: [{label, value, kind}]}]; kinds: source, baseline, fused, exported, fallback. */
+/** groups: [{label, bars: [{label, value, kind}]}]; kinds: source, baseline, fused, exported, fallback.
+ * Bars start at zero, so that their lengths compare honestly; the value above each bar gives the digits. */
 export function barChart({ title, groups, legend }) {
   const values = groups.flatMap((group) => group.bars.map((bar) => bar.value)).filter((v) => v !== null);
+  const labels = groups.flatMap((group) => group.bars.map((bar) => bar.label));
+  // Bar labels are written in full, slanted: the chart makes room for the longest below and to the left.
+  const longest = Math.max(0, ...labels.map((label) => label.length)) * LABEL_CHAR;
+  const left = Math.max(MARGIN.left, longest * Math.cos(LABEL_SLANT) - GROUP_GAP / 2 + 8);
+  const bottom = MARGIN.top + PLOT_HEIGHT;
+  const height = bottom + 12 + longest * Math.sin(LABEL_SLANT) + 28;
   const groupWidths = groups.map((group) => group.bars.length * (BAR + BAR_GAP) - BAR_GAP);
-  const barsWidth = MARGIN.left + groupWidths.reduce((sum, w) => sum + w + GROUP_GAP, 0) + MARGIN.right;
-  const width = Math.max(barsWidth, MARGIN.left + legendWidth(legend) + MARGIN.right);
-  const bottom = HEIGHT - MARGIN.bottom;
+  const barsWidth = left + groupWidths.reduce((sum, w) => sum + w + GROUP_GAP, 0) + MARGIN.right;
+  const width = Math.max(barsWidth, left + legendWidth(legend) + MARGIN.right);
   const [low, high] = valueRange(values);
   const y = linear([low, high], [bottom, MARGIN.top]);
 
-  let left = MARGIN.left + GROUP_GAP / 2;
+  let groupLeft = left + GROUP_GAP / 2;
   const drawn = groups.map((group, i) => {
-    const g = drawGroup(group, left, bottom, y, groupWidths[i]);
-    left += groupWidths[i] + GROUP_GAP;
+    const g = drawGroup(group, groupLeft, y, groupWidths[i], bottom, height);
+    groupLeft += groupWidths[i] + GROUP_GAP;
     return g;
   });
   return s(
     "svg",
     {
-      viewBox: `0 0 ${width} ${HEIGHT}`,
+      viewBox: `0 0 ${width} ${height}`,
       class: "chart bar-chart",
       role: "img",
       "aria-label": title,
@@ -39,46 +46,52 @@ export function barChart({ title, groups, legend }) {
       width,
     },
     s("title", {}, title),
-    s("text", { x: MARGIN.left, y: 16, class: "chart-title" }, title),
-    drawLegend(legend, MARGIN.left, 30),
-    yAxis(niceTicks(low, high, 4), y, MARGIN.left, width - MARGIN.right),
+    s("text", { x: left, y: 16, class: "chart-title" }, title),
+    drawLegend(legend, left, 30),
+    yAxis(niceTicks(low, high, 5), y, left, width - MARGIN.right),
     drawn,
   );
 }
 
-/** The value axis starts near the smallest value, not at 0: metrics of one task differ in the third digit. */
+/** From zero (or the lowest negative value) to the highest value, with room above for the value labels. */
 function valueRange(values) {
-  if (values.length === 0) return [0, 1];
-  const min = Math.min(...values);
-  const max = Math.max(...values);
-  const span = max - min || Math.abs(max) * 0.05 || 0.05;
-  const low = min - span;
-  return [min >= 0 ? Math.max(low, 0) : low, max + span * 0.15];
+  const low = Math.min(0, ...values);
+  const high = Math.max(0, ...values);
+  const span = high - low || 1;
+  return [low < 0 ? low - span * 0.08 : 0, high > 0 ? high + span * 0.12 : 0];
 }
 
-function drawGroup(group, left, bottom, y, width) {
+function drawGroup(group, left, y, width, bottom, height) {
+  const zero = y(0);
   const bars = group.bars.map((bar, i) => {
     const x = left + i * (BAR + BAR_GAP);
-    const top = bar.value === null ? bottom : y(bar.value);
+    const end = bar.value === null ? zero : y(bar.value);
     const label = bar.value === null ? "–" : bar.value.toFixed(4);
+    const labelY = end <= zero ? end - 5 : end + 11;
     return s(
       "g",
       { class: `bar ${bar.kind}` },
       s(
         "rect",
-        { x, y: top, width: BAR, height: Math.max(bottom - top, 0), dataset: { kind: bar.kind, value: label } },
+        {
+          x,
+          y: Math.min(end, zero),
+          width: BAR,
+          height: Math.abs(zero - end),
+          dataset: { kind: bar.kind, value: label },
+        },
         s("title", {}, `${group.label} · ${bar.label}: ${label}`),
       ),
-      s("text", { x: x + BAR / 2, y: top - 5, "text-anchor": "middle", class: "value" }, label),
-      slanted(shorten(bar.label), x + BAR / 2, bottom + 12),
+      s("text", { x: x + BAR / 2, y: labelY, "text-anchor": "middle", class: "value" }, label),
+      slanted(bar.label, x + BAR / 2, bottom + 12),
     );
   });
   return s(
     "g",
     { class: "group" },
-    s("line", { x1: left - 4, x2: left + width + 4, y1: bottom, y2: bottom, class: "baseline" }),
+    s("line", { x1: left - 4, x2: left + width + 4, y1: zero, y2: zero, class: "axis-line" }),
     bars,
-    s("text", { x: left + width / 2, y: HEIGHT - 8, "text-anchor": "middle", class: "group-label" }, group.label),
+    s("text", { x: left + width / 2, y: height - 8, "text-anchor": "middle", class: "group-label" }, group.label),
   );
 }
 
@@ -108,11 +121,7 @@ function legendWidth(entries) {
   return entries.reduce((total, { label }) => total + legendItemWidth(label), 0);
 }
 
-function shorten(label) {
-  return label.length > LABEL_CHARS ? `${label.slice(0, LABEL_CHARS - 1)}…` : label;
-}
-
-/** A label under a bar, slanted so that long names fit. */
+/** A label under a bar, slanted so that long names fit without overlapping their neighbours. */
 function slanted(text, x, y) {
   return s("text", { x, y, "text-anchor": "end", transform: `rotate(-40 ${x} ${y})` }, text);
 }

@@ -4,6 +4,14 @@ import { barChart } from "../charts/bars.js";
 import { h, table } from "../dom.js";
 import { count, metric } from "../format.js";
 
+const LEGEND = [
+  { kind: "source", label: "source model" },
+  { kind: "baseline", label: "baseline" },
+  { kind: "fused", label: "fused head" },
+  { kind: "exported", label: "exported" },
+  { kind: "fallback", label: "exported, fallback" },
+];
+
 /** Rows of one task's report, in reading order: sources, baselines, the fused head, the exported model. */
 export function reportRows(task) {
   const rows = [
@@ -50,13 +58,8 @@ export function reportChart(report) {
       kind: row.kind,
     })),
   }));
-  const legend = [
-    { kind: "source", label: "source model" },
-    { kind: "baseline", label: "baseline" },
-    { kind: "fused", label: "fused head" },
-    { kind: "exported", label: "exported" },
-    { kind: "fallback", label: "exported, fallback" },
-  ];
+  const shown = new Set(groups.flatMap((group) => group.bars.map((bar) => bar.kind)));
+  const legend = LEGEND.filter(({ kind }) => shown.has(kind));
   return barChart({ title: "Validation metric per task", groups, legend });
 }
 
