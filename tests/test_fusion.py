@@ -84,8 +84,8 @@ def test_report_lists_sources_fused_and_fallbacks(frozen: FusionResult) -> None:
     assert [t.task for t in report.tasks] == ["income", "never_married"]
     for task in report.tasks:
         assert len(task.sources) == 2 and task.metric == "auc"
-        # Two short epochs leave MMoE barely trained here; what matters is that it was scored on the same rows.
-        assert 0.0 <= task.baselines["mmoe"].test <= 1.0
+        # Two short epochs leave MMoE barely trained, but a baseline that learnt nothing would score 0.5.
+        assert task.baselines["mmoe"].test > 0.6, task.baselines
         if task.fell_back:
             assert task.fused.validation < task.sources[task.answered_by].validation
             assert task.exported == task.sources[task.answered_by]
