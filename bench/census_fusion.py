@@ -217,17 +217,22 @@ def _targets(rows: list[Row], results: dict[str, FusionResult]) -> list[str]:
     }
     mmoe, ple = by_model["MMOE (from scratch)"], by_model["PLE (from scratch)"]
     lines = []
-    for strategy in results:
+    for strategy, result in results.items():
         fused = by_model[f"fused ({strategy})"]
         mean = (fused.income + fused.never_married) / 2
-        beats_sources = fused.income >= best["income"] and fused.never_married >= best["never_married"]
+        fallbacks = result.report.fallbacks
+        # A task that fell back is answered by a source: ">= best source" would hold by construction there.
+        beats_sources = (
+            not fallbacks and fused.income >= best["income"] and fused.never_married >= best["never_married"]
+        )
         beats_baselines = (
             mean >= (mmoe.income + mmoe.never_married) / 2 and mean >= (ple.income + ple.never_married) / 2
         )
+        answered = ", ".join(f"{task} fell back to {source}" for task, source in fallbacks.items()) or "no fallback"
         lines.append(
-            f"target [{strategy}] test AUC >= best source on both tasks: {'PASS' if beats_sources else 'FAIL'} "
-            f"(income {fused.income:.4f} vs {best['income']:.4f}, never_married {fused.never_married:.4f} "
-            f"vs {best['never_married']:.4f})"
+            f"target [{strategy}] test AUC >= best source on both tasks, answered by the fused head: "
+            f"{'PASS' if beats_sources else 'FAIL'} (income {fused.income:.4f} vs {best['income']:.4f}, "
+            f"never_married {fused.never_married:.4f} vs {best['never_married']:.4f}; {answered})"
         )
         lines.append(
             f"target [{strategy}] mean test AUC >= MMoE and PLE: {'PASS' if beats_baselines else 'FAIL'} "
@@ -237,15 +242,11 @@ def _targets(rows: list[Row], results: dict[str, FusionResult]) -> list[str]:
     if "frozen" in results:
         frozen = [row for row in rows if row.model.startswith("fused (frozen")]
         mmoes = [row for row in rows if row.model.startswith("MMOE")]
-        ratio = _median(mmoes, "train_seconds") / _median(frozen, "train_seconds")
-        lines.append(
-            f"target frozen fusion trains >= 5x faster than MMoE (training wall time, median of {len(frozen)} runs "
-            f"each): {'PASS' if ratio >= 5 else 'FAIL'} ({ratio:.1f}x)"
-        )
         mmoe_wall, cold, warm = _median(mmoes, "seconds"), frozen[0].seconds, frozen[1].seconds
         lines.append(
-            f"end to end (not a target): MMoE {mmoe_wall:.1f} s; frozen job {cold:.1f} s computing components "
-            f"({mmoe_wall / cold:.1f}x), {warm:.1f} s with them cached ({mmoe_wall / warm:.1f}x)"
+            f"speed, whole jobs (component precompute included): frozen fusion {cold:.1f} s against MMoE from "
+            f"scratch {mmoe_wall:.1f} s (median of {len(mmoes)}): MMoE / frozen = {mmoe_wall / cold:.2f}x; "
+            f"with the components cached by an earlier job {warm:.1f} s ({mmoe_wall / warm:.2f}x)"
         )
     return lines
 
