@@ -134,7 +134,7 @@ def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelPr
         torch.onnx.export(
             wrapper,
             tuple(sample),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter (dynamo=False) writes file objects; torch types paths
             dynamo=False,
             opset_version=min(opset, 20),
             input_names=input_names,
@@ -255,7 +255,7 @@ class _Assembly:
 
     def rename_output(self, tensor: str, task: Task) -> onnx.ValueInfoProto:
         self.nodes.append(helper.make_node("Identity", [tensor], [task.name], name=f"output/{task.name}"))
-        shape = ["batch"] if task.output_width == 1 else ["batch", task.output_width]
+        shape: list[str | int] = ["batch"] if task.output_width == 1 else ["batch", task.output_width]
         return helper.make_tensor_value_info(task.name, onnx.TensorProto.FLOAT, shape)
 
     def build(
