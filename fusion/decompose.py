@@ -159,7 +159,9 @@ def _cuts(view: GraphView, nodes: set[int], entry: set[str], sink: str) -> list[
     return chain[::-1]
 
 
-def _intersect(a, b, idom, position):
+def _intersect(
+    a: str | int, b: str | int, idom: dict[str | int, str | int], position: dict[str | int, int]
+) -> str | int:
     while a != b:
         while position[a] > position[b]:
             a = idom[a]

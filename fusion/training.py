@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 import torch
@@ -103,6 +103,17 @@ class Cancelled(Exception):
 
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
+ParameterGroup = dict[str, Any]
+"""One of the optimiser's parameter groups: its "params" and options of its own, such as "lr"."""
+
+
+class FitOptions(TypedDict, total=False):
+    """`fit`'s optional keyword arguments, for callers that pass them through."""
+
+    parameter_groups: list[ParameterGroup] | None
+    on_progress: ProgressCallback | None
+    should_cancel: CancelCheck | None
+    checkpoint_path: Path | None
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -150,7 +161,7 @@ def fit(
     validation: tuple[TensorTable, TensorTable],
     config: TrainConfig,
     *,
-    parameter_groups: list[dict] | None = None,
+    parameter_groups: list[ParameterGroup] | None = None,
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     checkpoint_path: Path | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ from torch import nn
 from fusion.akf.model import AKFusion
 from fusion.akf.simplify import share_common_work
 from fusion.akf.sources import FusionSource, LevelPlan
+from fusion.intake import ModelSignature
 from fusion.losses import to_prediction
 from fusion.spec import Strategy
 from fusion.tasks import Task, TaskType
@@ -134,7 +135,7 @@ def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelPr
         torch.onnx.export(
             wrapper,
             tuple(sample),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter (dynamo=False) writes file objects; torch types paths
             dynamo=False,
             opset_version=min(opset, 20),
             input_names=input_names,
@@ -244,7 +245,7 @@ class _Assembly:
             helper.make_node("Add", [tensor, reshaped], [injected], name=injected),
         ]
 
-    def as_prediction(self, task: Task, tensor: str, signature) -> str:
+    def as_prediction(self, task: Task, tensor: str, signature: ModelSignature) -> str:
         """A source output as the task answers it: a probability for binary tasks, class probabilities."""
         if signature.output_is_probability or task.type == TaskType.REGRESSION:
             return tensor
@@ -255,7 +256,7 @@ class _Assembly:
 
     def rename_output(self, tensor: str, task: Task) -> onnx.ValueInfoProto:
         self.nodes.append(helper.make_node("Identity", [tensor], [task.name], name=f"output/{task.name}"))
-        shape = ["batch"] if task.output_width == 1 else ["batch", task.output_width]
+        shape: list[str | int] = ["batch"] if task.output_width == 1 else ["batch", task.output_width]
         return helper.make_tensor_value_info(task.name, onnx.TensorProto.FLOAT, shape)
 
     def build(
@@ -303,7 +304,7 @@ def _np_dtype(tensor: onnx.TensorProto) -> np.dtype:
     return np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
 
 
-def _renamed_node(node: onnx.NodeProto, rename, prefix: str) -> onnx.NodeProto:
+def _renamed_node(node: onnx.NodeProto, rename: Callable[[str], str], prefix: str) -> onnx.NodeProto:
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
     copy.input[:] = [rename(name) for name in node.input]

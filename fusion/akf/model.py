@@ -88,16 +88,26 @@ class SourceProjections(nn.Module):
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack([linear(x) for linear, x in zip(self.maps, inputs, strict=True)], dim=1)
 
+    def map_of(self, index: int) -> nn.Linear:
+        """Input `index`'s map (nn.ModuleList hands out plain Modules)."""
+        linear = self.maps[index]
+        assert isinstance(linear, nn.Linear)
+        return linear
+
     @torch.no_grad()
     def calibrate(self, index: int, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Start input `index`'s map as if that input were standardised with this mean and std."""
-        linear = self.maps[index]
-        linear.weight /= std.clamp_min(1e-6)
-        linear.bias -= linear.weight @ mean
+        linear = self.map_of(index)
+        linear.weight.div_(std.clamp_min(1e-6))
+        linear.bias.sub_(linear.weight @ mean)
 
 
 class AKFLevel(nn.Module):
     """One AKF module: component projections, intra-task gate and inter-task Transformer block."""
+
+    # Buffers, declared for the type checker (register_buffer adds them out of its sight).
+    gate_mask: torch.Tensor
+    head_sum: torch.Tensor
 
     def __init__(self, layout: FusionLayout, level: int, config: AKFConfig) -> None:
         super().__init__()
@@ -150,6 +160,8 @@ class Adapter(nn.Module):
     in units of that output's spread (see ADAPTER_STEP), so that a step of the optimiser moves every component
     alike, whether its values are embeddings of 0.01 or activations of 100."""
 
+    scale: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, d_model: int, width: int) -> None:
         super().__init__()
         self.linear = _zero_linear(d_model, width)
@@ -194,9 +206,24 @@ class AKFusion(nn.Module):
         projections gives every token a comparable scale at no cost per step."""
         for source_index, per_level in enumerate(statistics):
             for level, (mean, std) in enumerate(per_level):
-                self.levels[level].components.calibrate(source_index, mean, std)
+                self.level(level).components.calibrate(source_index, mean, std)
                 if self.adapters is not None and level < len(self.adapters):
-                    self.adapters[level][source_index].calibrate(std)
+                    self.adapter(level, source_index).calibrate(std)
+
+    def level(self, index: int) -> AKFLevel:
+        """Fusion level `index` (nn.ModuleList hands out plain Modules)."""
+        level = self.levels[index]
+        assert isinstance(level, AKFLevel)
+        return level
+
+    def adapter(self, level: int, source_index: int) -> Adapter:
+        """The adapter injecting into source `source_index` after `level` (adaptive strategies only)."""
+        assert self.adapters is not None, "injections exist only in adaptive fusion"
+        adapters_of_level = self.adapters[level]
+        assert isinstance(adapters_of_level, nn.ModuleList)
+        adapter = adapters_of_level[source_index]
+        assert isinstance(adapter, Adapter)
+        return adapter
 
     def initial_states(self, batch_size: int) -> torch.Tensor:
         return self.task_embedding.unsqueeze(0).expand(batch_size, -1, -1)
@@ -208,9 +235,8 @@ class AKFusion(nn.Module):
     def injection(self, level: int, source_index: int, task_states: torch.Tensor) -> torch.Tensor:
         """What the adaptive strategies add to source `source_index`'s output at `level` before its next
         component runs."""
-        assert self.adapters is not None, "injections exist only in adaptive fusion"
         task = self.layout.sources[source_index].task_index
-        return self.adapters[level][source_index](task_states[:, task])
+        return self.adapter(level, source_index)(task_states[:, task])
 
     def task_outputs(self, task_states: torch.Tensor, source_outputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Raw outputs per task: logits (binary, multiclass) or values (regression)."""

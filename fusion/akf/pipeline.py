@@ -26,7 +26,7 @@ from fusion.metrics import task_metric
 from fusion.onnx_runtime import create_session, run_session
 from fusion.spec import DEFAULT_HYPERPARAMETERS, BaselineKind, FusionPlan, Strategy
 from fusion.tasks import Task, TaskType
-from fusion.training import CancelCheck, ProgressCallback, TrainConfig, fit, predict
+from fusion.training import CancelCheck, ParameterGroup, ProgressCallback, TrainConfig, fit, predict
 
 EXPORT_TOLERANCE = {Strategy.FROZEN: 1e-5, Strategy.ADAPTIVE: 1e-4, Strategy.FINETUNE: 1e-4}
 """Largest difference allowed between the exported model (ONNX Runtime) and the trained one (PyTorch).
@@ -137,7 +137,7 @@ def fuse(
             baseline_scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), scored)
 
     stage("exporting the fused model")
-    finetuned = _finetuned_weights(model) if strategy == Strategy.FINETUNE else {}
+    finetuned = _finetuned_weights(model) if isinstance(model, AdaptiveFusion) and strategy == Strategy.FINETUNE else {}
     exported = export_fused(fusion, ExportPlan(tasks, sources, plans, strategy, fallbacks, finetuned))
     answers = {
         task.name: (
@@ -224,7 +224,7 @@ def _strategy_model(
     outputs: dict[str, list[SourceOutputs]],
     splits: dict[str, pd.DataFrame],
     settings: FusionSettings,
-) -> tuple[torch.nn.Module, dict[str, TensorTable], list[dict] | None]:
+) -> tuple[FrozenFusion | AdaptiveFusion, dict[str, TensorTable], list[ParameterGroup] | None]:
     if strategy == Strategy.FROZEN:
         return FrozenFusion(fusion), {split: frozen_table(outputs[split]) for split in splits}, None
     model = AdaptiveFusion(fusion, sources, plans)
@@ -233,7 +233,7 @@ def _strategy_model(
         return model, tables, None
     model.set_sources_trainable(True)
     source_parameters = [p for stages in model.sources for p in stages.parameters() if p.requires_grad]
-    groups = [
+    groups: list[ParameterGroup] = [
         {"params": list(fusion.parameters())},
         {
             "params": source_parameters,
@@ -262,7 +262,7 @@ def _raw_inputs(sources: list[FusionSource], frame: pd.DataFrame) -> TensorTable
 
 
 def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]]:
-    return {i: stages.graph.initializer_arrays() for i, stages in enumerate(model.sources)}
+    return {i: stages.graph.initializer_arrays() for i, stages in enumerate(model.source_stages)}
 
 
 def _source_prediction(task: Task, source: FusionSource, output: np.ndarray) -> np.ndarray:

@@ -81,16 +81,26 @@ class AdaptiveFusion(nn.Module):
         self.fusion = fusion
         self.sources = nn.ModuleList(SourceStages(s, p) for s, p in zip(sources, plans, strict=True))
 
-    def set_sources_trainable(self, trainable: bool) -> None:
+    @property
+    def source_stages(self) -> list[SourceStages]:
+        """Every source's stages, in source order (nn.ModuleList hands out plain Modules)."""
+        stages_of_sources = []
         for stages in self.sources:
+            assert isinstance(stages, SourceStages)
+            stages_of_sources.append(stages)
+        return stages_of_sources
+
+    def set_sources_trainable(self, trainable: bool) -> None:
+        for stages in self.source_stages:
             stages.graph.set_trainable(trainable)
 
     def forward(self, table: TensorTable) -> dict[str, torch.Tensor]:
-        envs = [{name: table[name] for name in stages.input_names} for stages in self.sources]
+        source_stages = self.source_stages
+        envs = [{name: table[name] for name in stages.input_names} for stages in source_stages]
         states = self.fusion.initial_states(next(iter(table.values())).shape[0])
         for level in range(self.fusion.config.levels):
             component_outputs = []
-            for i, stages in enumerate(self.sources):
+            for i, stages in enumerate(source_stages):
                 if stages.injects_before(level):
                     previous = stages.level_tensors[level - 1]
                     value = envs[i][previous]
@@ -99,7 +109,7 @@ class AdaptiveFusion(nn.Module):
                 component_outputs.append(envs[i][stages.level_tensors[level]].flatten(1))
             states = self.fusion.fuse_level(level, states, component_outputs)
         source_outputs = []
-        for i, stages in enumerate(self.sources):
+        for i, stages in enumerate(source_stages):
             envs[i] = stages.graph.run_nodes(stages.stages[-1], envs[i])
             source_outputs.append(envs[i][stages.output_name])
         return self.fusion.task_outputs(states, source_outputs)

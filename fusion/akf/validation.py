@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fusion.akf.sources import FusionSource
+from fusion.intake import InputSpec
 from fusion.tasks import Task, TaskType
 
 if TYPE_CHECKING:
@@ -92,7 +94,7 @@ def check_frame(tasks: list[Task], sources: list[FusionSource], frame: pd.DataFr
     return list(dict.fromkeys(problems))
 
 
-def _check_feature(column: pd.Series, spec, model: str, split: str) -> list[str]:
+def _check_feature(column: pd.Series, spec: InputSpec, model: str, split: str) -> list[str]:
     name = column.name
     if not pd.api.types.is_numeric_dtype(column):
         return [f"{split} column '{name}' must be numeric for model '{model}', not {column.dtype}"]
@@ -136,7 +138,7 @@ def _check_labels(column: pd.Series, task: Task, split: str) -> list[str]:
     return []
 
 
-def _repeated(names) -> list[str]:
+def _repeated(names: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     repeated = []
     for name in names:

@@ -56,13 +56,13 @@ def load_model(
     shapes = check_and_infer_shapes(model)
     probability = is_probability(model.graph, score)
     output_width = canonicalize_output(model.graph, score, shapes.get(score), probability)
-    ids = [name for name, (kind, _, _) in features.items() if kind == "categorical"]
+    ids = [name for name, (kind, *_) in features.items() if kind == "categorical"]
     cardinalities = find_cardinalities(model.graph, ids, shapes)
     inputs = tuple(
-        InputSpec(name, kind, dtype, 1 if len(dims) == 1 else dims[1], cardinalities.get(name), rank=len(dims))
-        for name, (kind, dtype, dims) in features.items()
+        InputSpec(name, kind, dtype, width, cardinalities.get(name), rank=rank)
+        for name, (kind, dtype, width, rank) in features.items()
     )
-    probe(model, output_width)
+    probe(model, inputs, output_width)
     signature = ModelSignature(
         inputs=inputs,
         output_name=score,

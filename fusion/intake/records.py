@@ -7,6 +7,9 @@ from typing import Literal
 
 import onnx
 
+FeatureKind = Literal["categorical", "dense"]
+"""Integer inputs are categorical ids, float inputs dense values."""
+
 
 class ModelRejected(ValueError):
     """An upload fusebox will not take. The message says what is wrong and what to change, for the user."""
@@ -28,8 +31,7 @@ class InputSpec:
     """One feature input of a model, as a dataset column must feed it."""
 
     name: str
-    kind: Literal["categorical", "dense"]
-    """Integer inputs are categorical ids, float inputs dense values."""
+    kind: FeatureKind
     dtype: str
     """numpy dtype name, e.g. "int64", "float32"."""
     width: int

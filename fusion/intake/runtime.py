@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from fusion.intake.records import ModelRejected
+from fusion.intake.records import InputSpec, ModelRejected
 from fusion.intake.signature import Dims, dims_of
 
 _PROBE_ROWS = 2
@@ -48,20 +48,20 @@ def known_shapes(graph: onnx.GraphProto) -> dict[str, Dims]:
     return shapes
 
 
-def probe(model: onnx.ModelProto, output_width: int) -> None:
+def probe(model: onnx.ModelProto, inputs: tuple[InputSpec, ...], output_width: int) -> None:
     """Load the model in ONNX Runtime and run a batch of zeros; the output must be one score per row.
 
-    Zeros are valid for every input, ids included. One thread: this runs inside the API process.
+    `inputs` are the model's checked feature inputs. Zeros are valid for every input, ids included. One
+    thread: this runs inside the API process.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # failures are reported in the rejection, not logged
-    feeds = {}
-    for value in model.graph.input:
-        dims = dims_of(value) or ()
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-        feeds[value.name] = np.zeros((_PROBE_ROWS, *dims[1:]), dtype=dtype)
+    feeds = {
+        spec.name: np.zeros((_PROBE_ROWS, spec.width) if spec.rank == 2 else (_PROBE_ROWS,), dtype=spec.dtype)
+        for spec in inputs
+    }
     try:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         (result,) = session.run([model.graph.output[0].name], feeds)

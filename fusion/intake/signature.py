@@ -11,13 +11,18 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fusion.intake.graph import DEFAULT_DOMAINS, GraphIndex
-from fusion.intake.records import ModelRejected
+from fusion.intake.records import FeatureKind, ModelRejected
 
 Dims = tuple[int | str | None, ...]
 """A tensor shape: a fixed size, a symbolic name, or None where unknown."""
 
-CATEGORICAL_TYPES = {TensorProto.INT32: "int32", TensorProto.INT64: "int64"}
-DENSE_TYPES = {TensorProto.FLOAT16: "float16", TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64"}
+# Keyed by the plain int a tensor type's elem_type field holds.
+CATEGORICAL_TYPES: dict[int, str] = {TensorProto.INT32: "int32", TensorProto.INT64: "int64"}
+DENSE_TYPES: dict[int, str] = {
+    TensorProto.FLOAT16: "float16",
+    TensorProto.FLOAT: "float32",
+    TensorProto.DOUBLE: "float64",
+}
 _SEE_THROUGH = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Gather"}
 """Ops that select or reshape a score without changing whether it is a probability."""
 _ZIPMAP_HINT = (
@@ -71,8 +76,10 @@ def choose_score(graph: onnx.GraphProto) -> str:
     )
 
 
-def feature_dims(value: onnx.ValueInfoProto) -> tuple[str, str, Dims]:
-    """An input's kind, dtype and shape, checked to be a batch of ids or values: [N] or [N, k]."""
+def feature_dims(value: onnx.ValueInfoProto) -> tuple[FeatureKind, str, int, int]:
+    """An input's kind, dtype, width and rank, checked to be a batch of ids or values: [N] or [N, k].
+
+    The width is 1 for [N] inputs, k for [N, k] ones."""
     name = value.name
     tensor = value.type.tensor_type
     elem = tensor.elem_type
@@ -97,13 +104,14 @@ def feature_dims(value: onnx.ValueInfoProto) -> tuple[str, str, Dims]:
             f"dynamic_axes={{'{name}': {{0: 'batch'}}}} (legacy exporter), "
             "or [None, k] input types in skl2onnx."
         )
-    if len(dims) == 2 and not (isinstance(dims[1], int) and dims[1] > 0):
+    width = dims[1] if len(dims) == 2 else 1
+    if not (isinstance(width, int) and width > 0):
         raise ModelRejected(
             f"Input '{name}' has shape {shape_text(dims)}, with no fixed feature width. Export it with a "
             "fixed second dimension (only the batch axis may be dynamic)."
         )
-    kind = "categorical" if elem in CATEGORICAL_TYPES else "dense"
-    return kind, {**CATEGORICAL_TYPES, **DENSE_TYPES}[elem], dims
+    kind: FeatureKind = "categorical" if elem in CATEGORICAL_TYPES else "dense"
+    return kind, {**CATEGORICAL_TYPES, **DENSE_TYPES}[elem], width, len(dims)
 
 
 def is_probability(graph: onnx.GraphProto, score: str) -> bool:
@@ -146,11 +154,12 @@ def canonicalize_output(graph: onnx.GraphProto, score: str, dims: Dims | None, p
     [N, 1] is squeezed; a binary classifier's [N, 2] probabilities become the positive-class column.
     The output keeps its name and declares its canonical shape.
     """
-    found = "undeclared" if dims is None else shape_text(dims)
-    width = dims[1] if dims is not None and len(dims) == 2 else None
     if dims is not None and len(dims) == 1:
         _declare_output_shape(graph, score, dims)
         return 1
+    if dims is None or len(dims) != 2:
+        raise _score_shape_rejected(score, dims)
+    width = dims[1]
     if width == 1:
         _append_output_node(graph, score, "Squeeze", np.array([1], dtype=np.int64))
     elif width == 2 and probability:
@@ -159,12 +168,17 @@ def canonicalize_output(graph: onnx.GraphProto, score: str, dims: Dims | None, p
         _declare_output_shape(graph, score, dims)
         return width
     else:
-        raise ModelRejected(
-            f"The score output '{score}' has shape {found}; fusebox needs one score per row: [N], [N, 1], "
-            "or [N, C] class scores with a fixed C. Change the model's head to output that, and re-export."
-        )
+        raise _score_shape_rejected(score, dims)
     _declare_output_shape(graph, score, dims[:1])
     return 1
+
+
+def _score_shape_rejected(score: str, dims: Dims | None) -> ModelRejected:
+    found = "undeclared" if dims is None else shape_text(dims)
+    return ModelRejected(
+        f"The score output '{score}' has shape {found}; fusebox needs one score per row: [N], [N, 1], "
+        "or [N, C] class scores with a fixed C. Change the model's head to output that, and re-export."
+    )
 
 
 def _append_output_node(graph: onnx.GraphProto, score: str, op_type: str, operand: np.ndarray, **attrs: int) -> None:
@@ -177,7 +191,10 @@ def _append_output_node(graph: onnx.GraphProto, score: str, op_type: str, operan
             if name == score:
                 node.output[i] = before
     graph.initializer.append(numpy_helper.from_array(operand, constant))
-    graph.node.append(helper.make_node(op_type, [before, constant], [score], name=node_name, **attrs))
+    node = helper.make_node(op_type, [before, constant], [score], name=node_name)
+    # Attributes added apart from make_node, whose own keywords (name, domain...) an attribute could shadow.
+    node.attribute.extend(helper.make_attribute(key, value) for key, value in sorted(attrs.items()))
+    graph.node.append(node)
 
 
 def _declare_output_shape(graph: onnx.GraphProto, score: str, dims: Dims) -> None:

@@ -19,7 +19,7 @@ from fusion.intake.records import IntakeLimits, ModelRejected
 
 _PROTOBUF_LIMIT = 2**31 - 1
 _T = TensorProto
-_BITS = {
+_BITS: dict[int, int] = {  # keyed by the plain int a TensorProto's data_type field holds
     **dict.fromkeys((_T.UINT2, _T.INT2), 2),
     **dict.fromkeys((_T.UINT4, _T.INT4, _T.FLOAT4E2M1), 4),
     **dict.fromkeys((_T.FLOAT6E2M3, _T.FLOAT6E3M2), 6),

@@ -89,7 +89,7 @@ class OnnxGraphModule(nn.Module):
             )
             self._steps.append(step)
             if proto.op_type == "Constant":
-                self._add_static(proto.output[0], step.function(step.node), constant=True)
+                self._add_static(proto.output[0], ops.constant(step.node), constant=True)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         missing = [name for name in self.input_names if name not in inputs]

@@ -17,7 +17,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -28,6 +28,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 Tensor = torch.Tensor
 OpResult = Tensor | tuple[Tensor, ...]
 OpFunction = Callable[..., OpResult]
+OpFunctionT = TypeVar("OpFunctionT", bound=OpFunction)
 
 DTYPES: dict[int, torch.dtype] = {
     TensorProto.FLOAT: torch.float32,
@@ -103,10 +104,10 @@ class Node:
 _TABLE: dict[str, OpFunction] = {}
 
 
-def register(op_type: str) -> Callable[[OpFunction], OpFunction]:
-    """Decorator: make the function the table's entry for an op type."""
+def register(op_type: str) -> Callable[[OpFunctionT], OpFunctionT]:
+    """Decorator: make the function the table's entry for an op type (it keeps its own signature)."""
 
-    def decorate(function: OpFunction) -> OpFunction:
+    def decorate(function: OpFunctionT) -> OpFunctionT:
         _TABLE[op_type] = function
         return function
 
@@ -195,10 +196,10 @@ def _binary(function: Callable[[Tensor, Tensor], Tensor]) -> OpFunction:
     return lambda node, a, b: function(a, b)
 
 
-for _op_type, _function in _UNARY.items():
-    register(_op_type)(_unary(_function))
-for _op_type, _function in _BINARY.items():
-    register(_op_type)(_binary(_function))
+for _op_type, _unary_function in _UNARY.items():
+    register(_op_type)(_unary(_unary_function))
+for _op_type, _binary_function in _BINARY.items():
+    register(_op_type)(_binary(_binary_function))
 
 
 @register("Div")
@@ -507,6 +508,8 @@ def squeeze(node: Node, x: Tensor, axes: Tensor | None = None) -> Tensor:
 def unsqueeze(node: Node, x: Tensor, axes: Tensor | None = None) -> Tensor:
     """Negative axes count from the end of the output."""
     dims = _axes(node, axes)
+    if dims is None:
+        raise ValueError("Unsqueeze needs axes, as an input (opset 13+) or an attribute (earlier opsets)")
     rank = x.dim() + len(dims)
     for dim in sorted(d % rank for d in dims):
         x = x.unsqueeze(dim)

@@ -26,6 +26,8 @@ class FeatureStem(nn.Module):
     inside the stem so that the stem output stays the model's single first cut.
     """
 
+    offsets: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, schema: FeatureSchema, embedding_dim: int = 4, *, wide: bool = False) -> None:
         super().__init__()
         if not schema.input_names:

@@ -120,7 +120,7 @@ class ExtractionLayer(nn.Module):
         self, task_inputs: dict[str, torch.Tensor], shared_input: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         shared = [expert(shared_input) for expert in self.shared_experts]
-        own = {name: [expert(task_inputs[name]) for expert in experts] for name, experts in self.task_experts.items()}
+        own = {name: [expert(task_inputs[name]) for expert in self._own_experts(name)] for name in self.task_experts}
         task_outputs = {
             name: _mix(own[name] + shared, gate(task_inputs[name])) for name, gate in self.task_gates.items()
         }
@@ -128,6 +128,12 @@ class ExtractionLayer(nn.Module):
             return task_outputs, None
         every_expert = [output for outputs in own.values() for output in outputs] + shared
         return task_outputs, _mix(every_expert, self.shared_gate(shared_input))
+
+    def _own_experts(self, task_name: str) -> nn.ModuleList:
+        """Task `task_name`'s own experts (nn.ModuleDict hands out plain Modules)."""
+        experts = self.task_experts[task_name]
+        assert isinstance(experts, nn.ModuleList)
+        return experts
 
 
 class PLEModel(nn.Module):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import pandas as pd
 from torch import nn
 
 from fusion.data.schema import FeatureSchema
 from fusion.data.tensor_tables import TensorTable, feature_tensors, label_tensors
 from fusion.tasks import Task
-from fusion.training import TrainConfig, TrainResult, evaluate, fit
+from fusion.training import FitOptions, TrainConfig, TrainResult, evaluate, fit
 
 
 def frame_tensors(frame: pd.DataFrame, schema: FeatureSchema, tasks: list[Task]) -> tuple[TensorTable, TensorTable]:
@@ -24,12 +26,12 @@ def train_model(
     validation_frame: pd.DataFrame,
     schema: FeatureSchema,
     config: TrainConfig,
-    **fit_kwargs: object,
+    **fit_options: Unpack[FitOptions],
 ) -> TrainResult:
-    """Train `model` in place on `tasks` (see `fusion.training.fit`; `fit_kwargs` go to it)."""
+    """Train `model` in place on `tasks` (see `fusion.training.fit`; `fit_options` go to it)."""
     train = frame_tensors(train_frame, schema, tasks)
     validation = frame_tensors(validation_frame, schema, tasks)
-    return fit(model, tasks, train, validation, config, **fit_kwargs)
+    return fit(model, tasks, train, validation, config, **fit_options)
 
 
 def evaluate_model(model: nn.Module, tasks: list[Task], frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, float]:
