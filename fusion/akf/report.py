@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from fusion.report_table import format_report_table
 
@@ -66,7 +67,7 @@ class FusionReport:
         return format_report_table(self.to_dict())
 
 
-def _finite(value):
+def _finite(value: Any) -> Any:
     """JSON has no NaN: metrics that could not be computed become None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
