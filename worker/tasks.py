@@ -10,8 +10,9 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from service.core.config import get_settings
 from service.core.database import get_engine
 from service.core.storage import get_store
+from service.jobs.queue import FUSION_TASK
 from service.jobs.recovery import LostJobSweeper
-from worker.app import FUSION_TASK, celery_app
+from worker.app import celery_app
 from worker.runner import run_fusion_job
 
 _sweepers: list[LostJobSweeper] = []
