@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query
 
 from service.core.dependencies import AppSettings, DbSession
 from service.core.schemas import Page, page_params
-from service.core.tenancy import TenantId
 from service.deployments import service
 from service.deployments.schemas import BatchingChange, DeploymentBatching, DeploymentList
 from service.inference.dependencies import Runtimes
+from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/deployments", tags=["inference"])
 

@@ -13,7 +13,6 @@ from sqlalchemy import text
 from service import __version__
 from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
-from service.core.tenancy import TenantId
 from service.inference import service
 from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
@@ -29,6 +28,7 @@ from service.inference.schemas import (
     ServerReady,
     inline_refs,
 )
+from service.tenants.dependencies import TenantId
 
 oip = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
 predict_router = APIRouter(prefix="/v1", tags=["inference"])
