@@ -13,7 +13,6 @@ from fusion.intake import IntakeLimits
 from service.core.errors import Conflict, NotFound
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
-from service.jobs.models import ACTIVE_STATUSES, FusionJob, job_sources
 from service.models.inspection import inspect_upload
 from service.models.models import UploadedModel
 from service.models.schemas import ModelMetadata
@@ -77,11 +76,7 @@ def get_model(session: Session, tenant_id: str, model_id: uuid.UUID) -> Uploaded
 
 def delete_model(session: Session, store: ArtifactStore, tenant_id: str, model_id: uuid.UUID) -> None:
     model = get_model(session, tenant_id, model_id)
-    active = session.scalars(
-        select(FusionJob.id)
-        .join(job_sources, job_sources.c.job_id == FusionJob.id)
-        .where(job_sources.c.model_id == model.id, FusionJob.status.in_(ACTIVE_STATUSES))
-    ).all()
+    active = [job.id for job in model.jobs if job.active]
     if active:
         raise Conflict(
             f"model '{model.name}' is used by active fusion job(s) {', '.join(map(str, active))}; "
