@@ -11,8 +11,8 @@ from fusion.akf.pipeline import FusionResult
 from fusion.training import Cancelled
 from service.core.database import session_scope, utcnow
 from service.core.storage import ArtifactStore, StoredFile
-from service.inference.deployments import deploy, register_fused_model
-from service.inference.models import FusedModel
+from service.deployments.models import FusedModel
+from service.deployments.service import deploy, register_fused_model
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.recovery import held_by
 

@@ -79,7 +79,7 @@ async def infer(
 ) -> Response:
     """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
     come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
-    # No request session: the deployment is resolved on short sessions of its own (served.py), so that a
+    # No request session: the deployment is resolved on short sessions of its own (deployments/served.py), so that a
     # request waiting for its batch holds no pooled connection.
     body = await read_body(request, settings.inference_max_body_bytes)
     header_length = request.headers.get(HEADER_LENGTH)

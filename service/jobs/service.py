@@ -14,7 +14,7 @@ from service.core.database import utcnow
 from service.core.errors import Conflict, NotFound, Unprocessable
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore
-from service.inference.models import FusedModel
+from service.deployments.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
 from service.jobs.recovery import remove_job_files
