@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
+from service.core.repository import list_owned
 from service.core.schemas import Page
 from service.core.storage import StoredFile
 from service.deployments.models import Deployment, FusedModel
@@ -75,11 +76,8 @@ def list_versions(session: Session, tenant_id: str, name: str) -> list[int]:
 
 def list_deployments(session: Session, tenant_id: str, page: Page, name: str | None = None) -> list[DeploymentOut]:
     """Deployments newest first, each saying whether it is the newest version of its name."""
-    query = select(Deployment).where(Deployment.tenant_id == tenant_id)
-    if name is not None:
-        query = query.where(Deployment.name == name)
-    query = query.order_by(Deployment.created_at.desc(), Deployment.version.desc()).limit(page.limit)
-    deployments = session.scalars(query.offset(page.offset)).all()
+    conditions = [Deployment.name == name] if name is not None else []
+    deployments = list_owned(session, Deployment, tenant_id, page, *conditions, then_by=[Deployment.version.desc()])
     names = {deployment.name for deployment in deployments}
     newest = dict(
         session.execute(
