@@ -18,7 +18,6 @@ from service.core.storage import ArtifactStore
 from service.deployments.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
-from service.jobs.recovery import remove_job_files
 from service.jobs.schemas import JobCreate
 from service.jobs.validation import resolve_and_check
 
@@ -122,7 +121,7 @@ def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: u
     session.refresh(job)
     if cancelled_while_queued:
         # A job requeued after its worker was lost still holds that attempt's checkpoint.
-        remove_job_files(store, job.id)
+        store.remove_job_folder(job.id)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Conflict(f"fusion job {job_id} has {job.status.value} already; there is nothing to cancel")
     return job
