@@ -47,7 +47,7 @@ class Batcher:
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
         self.stats = stats if stats is not None else BatchStats()
-        """Counted into: the deployments' counters of the model file (service/deployments/batching.py)."""
+        """What it ran; batcher_for hands it the counters deployments keep per model file."""
         self._waiting: list[_Waiting] = []
         self._waiting_rows = 0
         self._running = 0

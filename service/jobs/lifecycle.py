@@ -113,20 +113,21 @@ def heartbeat(job_id: uuid.UUID, attempt: int) -> LeaseState:
 def load_inputs(job_id: uuid.UUID, store: ArtifactStore) -> JobInputs:
     with session_scope() as session:
         job = session.get_one(FusionJob, job_id)
-        sources = {
-            row.id: StoredSource(name=row.name, path=store.path(row.sha256), signature=dict(row.signature))
-            for row in job.sources
+        datasets = {
+            dataset.id: store.path(dataset.sha256)
+            for dataset in session.scalars(
+                select(Dataset).where(Dataset.id.in_([job.dataset_id, job.validation_dataset_id, job.test_dataset_id]))
+            )
         }
-
-        def parquet(dataset_id: uuid.UUID | None) -> Path | None:
-            return store.path(session.get_one(Dataset, dataset_id).sha256) if dataset_id is not None else None
-
         return JobInputs(
             spec=JobCreate.model_validate(job.spec),
-            sources=sources,
-            train=store.path(session.get_one(Dataset, job.dataset_id).sha256),
-            validation=parquet(job.validation_dataset_id),
-            test=parquet(job.test_dataset_id),
+            sources={
+                row.id: StoredSource(name=row.name, path=store.path(row.sha256), signature=dict(row.signature))
+                for row in job.sources
+            },
+            train=datasets[job.dataset_id],
+            validation=datasets.get(job.validation_dataset_id),
+            test=datasets.get(job.test_dataset_id),
         )
 
 
