@@ -58,13 +58,14 @@ class StoredSource:
 
 @dataclass(frozen=True)
 class JobInputs:
+    """What a job fuses: its validated spec, its source models as stored, its datasets' Parquet files."""
+
     spec: JobCreate
     sources: dict[uuid.UUID, StoredSource]
     """By model id, as the spec's tasks name them."""
     train: Path
     validation: Path | None
     test: Path | None
-    """Parquet files."""
 
 
 def heartbeat_interval_s(settings: Settings) -> float:
