@@ -55,17 +55,14 @@ def broker_config(settings: Settings) -> dict[str, object]:
     }
 
 
-def create_producer(settings: Settings) -> Celery:
+@lru_cache
+def _producer() -> Celery:
     # Not the process's current app: a worker process sends from here too (the lost-job sweep), and its
     # tasks belong to the workers' app.
+    settings = get_settings()
     producer = Celery("fusebox-api", broker=settings.celery_broker_url, set_as_current=False)
     producer.conf.update(broker_config(settings))
     return producer
-
-
-@lru_cache
-def _producer() -> Celery:
-    return create_producer(get_settings())
 
 
 def enqueue_fusion(job_id: uuid.UUID) -> None:
