@@ -17,7 +17,7 @@ from service.core.database import get_session_factory
 from service.core.docs import install_offline_docs
 from service.core.errors import install_error_handlers
 from service.core.logs import configure_logging
-from service.core.metrics import metrics_router
+from service.core.metrics import REGISTRY, metrics_router
 from service.core.middleware import ObservabilityMiddleware
 from service.core.migrate import upgrade
 from service.core.schemas import ERROR_RESPONSES
@@ -27,6 +27,7 @@ from service.datasets.router import router as datasets_router
 from service.deployments.router import router as deployments_router
 from service.events.router import router as events_router
 from service.inference.router import oip, predict_router
+from service.jobs.metrics import JobsByStatus, QueueLength
 from service.jobs.router import router as jobs_router
 from service.models.router import router as models_router
 from service.tenants.bootstrap import bootstrap_local_tenant
@@ -90,6 +91,10 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
     return app
+
+
+REGISTRY.register(JobsByStatus())
+REGISTRY.register(QueueLength())
 
 
 app = create_app()

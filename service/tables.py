@@ -2,7 +2,7 @@
 
 from service.core.database import Base
 from service.datasets.models import Dataset
-from service.inference.models import Deployment, FusedModel
+from service.deployments.models import Deployment, FusedModel
 from service.jobs.models import FusionJob, job_sources
 from service.models.models import UploadedModel
 from service.tenants.models import ApiKey, Tenant

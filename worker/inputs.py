@@ -1,4 +1,5 @@
-"""A job row turned into what the engine's `fuse` takes: tasks, source models, data, settings."""
+"""A job's stored inputs (service/jobs/lifecycle.py's JobInputs) turned into what the engine's `fuse` takes:
+tasks, source models, data, settings."""
 
 from __future__ import annotations
 
@@ -6,59 +7,49 @@ from dataclasses import dataclass
 
 import onnx
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from fusion.akf.pipeline import FusionData, FusionSettings
 from fusion.akf.sources import FusionSource
 from fusion.data.files import split_validation
 from fusion.intake import InputSpec, LoadedModel, ModelSignature
 from fusion.tasks import Task
-from service.core.storage import ArtifactStore
-from service.datasets.models import Dataset
-from service.jobs.models import FusionJob
-from service.jobs.schemas import JobCreate
-from service.models.models import UploadedModel
+from service.jobs.lifecycle import JobInputs, StoredSource
 
 
 @dataclass(frozen=True)
-class JobInputs:
+class EngineInputs:
     tasks: list[Task]
     sources: list[FusionSource]
     data: FusionData
     settings: FusionSettings
 
 
-def load_inputs(session: Session, store: ArtifactStore, job: FusionJob, device: str | None) -> JobInputs:
-    spec = JobCreate.model_validate(job.spec)
-    rows = {row.id: row for row in job.sources}
-    tasks = [task.to_task() for task in spec.tasks]
+def engine_inputs(job: JobInputs, device: str | None) -> EngineInputs:
+    spec = job.spec
     sources = [
         FusionSource(
-            name=rows[ref.id].name,
+            name=job.sources[ref.id].name,
             task=task.name,
-            loaded=_loaded_model(store, rows[ref.id]),
+            loaded=_loaded_model(job.sources[ref.id]),
             input_columns={name: tuple(columns) for name, columns in ref.input_columns.items()},
         )
         for task in spec.tasks
         for ref in task.models
     ]
-    train = _frame(session, store, job.dataset_id)
-    if job.validation_dataset_id is not None:
-        validation = _frame(session, store, job.validation_dataset_id)
+    train = pd.read_parquet(job.train)
+    if job.validation is not None:
+        validation = pd.read_parquet(job.validation)
     else:
+        assert spec.validation_fraction is not None, "JobCreate asks for a validation dataset or a fraction"
         train, validation = split_validation(train, spec.validation_fraction, spec.hyperparameters.seed)
-    test = _frame(session, store, job.test_dataset_id) if job.test_dataset_id is not None else None
-    return JobInputs(tasks, sources, FusionData(train, validation, test), FusionSettings.from_plan(spec, device))
+    test = pd.read_parquet(job.test) if job.test is not None else None
+    tasks = [task.to_task() for task in spec.tasks]
+    return EngineInputs(tasks, sources, FusionData(train, validation, test), FusionSettings.from_plan(spec, device))
 
 
-def _loaded_model(store: ArtifactStore, row: UploadedModel) -> LoadedModel:
+def _loaded_model(source: StoredSource) -> LoadedModel:
     """The canonical model intake stored, with the signature it recorded: no second intake run."""
-    model = onnx.load_model_from_string(store.path(row.sha256).read_bytes())
-    signature = dict(row.signature)
+    model = onnx.load_model_from_string(source.path.read_bytes())
+    signature = dict(source.signature)
     inputs = tuple(InputSpec(**spec) for spec in signature.pop("inputs"))
     return LoadedModel(model=model, signature=ModelSignature(inputs=inputs, **signature))
-
-
-def _frame(session: Session, store: ArtifactStore, dataset_id: object) -> pd.DataFrame:
-    dataset = session.get_one(Dataset, dataset_id)
-    return pd.read_parquet(store.path(dataset.sha256))

@@ -1,8 +1,8 @@
 """A worker's hold on the job it runs: a heartbeat thread that also watches for cancel requests.
 
-The thread writes the job's heartbeat every interval, fenced by the attempt number (worker/state.py),
-and reads the job's cancel flag with the same statement, so the training loop only checks two events
-and never waits for the database. Heartbeats come from their own thread, so long steps without
+The thread beats every interval (service/jobs/lifecycle.py's `heartbeat`, fenced by the attempt number),
+and learns from the same beat whether a cancel was asked for, so the training loop only checks two
+events and never waits for the database. Heartbeats come from their own thread, so long steps without
 progress reports (source model outputs, export) do not look like a dead worker; a killed worker
 stops beating, and the lost-job sweep (service/jobs/recovery.py) requeues its job.
 """
@@ -14,11 +14,8 @@ import threading
 import uuid
 from types import TracebackType
 
-from sqlalchemy import update
-
-from service.core.database import session_scope, utcnow
-from service.jobs.models import FusionJob
-from service.jobs.recovery import held_by
+from service.jobs import lifecycle
+from service.jobs.lifecycle import LeaseState
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +48,12 @@ class JobLease:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval_s):
             try:
-                self._beat()
+                state = lifecycle.heartbeat(self.job_id, self.attempt)
             except Exception:  # a database hiccup: the sweep tolerates gaps up to the heartbeat timeout
                 log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
-
-    def _beat(self) -> None:
-        with session_scope() as session:
-            row = session.execute(
-                update(FusionJob)
-                .where(*held_by(self.job_id, self.attempt))
-                .values(heartbeat_at=utcnow())
-                .returning(FusionJob.cancel_requested)
-            ).first()
-        if row is None:
-            self.lost.set()
-            self._stopped.set()
-        elif row.cancel_requested:
-            self.cancel_requested.set()
+                continue
+            if state == LeaseState.LOST:
+                self.lost.set()
+                self._stopped.set()
+            elif state == LeaseState.CANCEL_REQUESTED:
+                self.cancel_requested.set()

@@ -11,30 +11,26 @@ from fusion.akf.pipeline import fuse
 from fusion.akf.validation import FusionInputError
 from fusion.training import Cancelled, checkpoint_epoch
 from service.core.config import Settings, get_settings
-from service.core.database import session_scope
 from service.core.storage import ArtifactStore, get_store
-from service.jobs.models import FusionJob, JobStatus
-from service.jobs.recovery import heartbeat_interval_s, remove_job_files
-from worker.inputs import load_inputs
+from service.jobs import lifecycle
+from worker.inputs import engine_inputs
 from worker.lease import JobLease
 from worker.progress import JobReporter
-from worker.publish import publish
-from worker.state import claim, finish
 
 log = logging.getLogger(__name__)
 
 
 def run_fusion_job(job_id: uuid.UUID) -> None:
     settings, store = get_settings(), get_store()
-    attempt = claim(job_id, settings.heartbeat_timeout_s)
+    attempt = lifecycle.claim(job_id, settings.heartbeat_timeout_s)
     if attempt is None:
         log.info("job %s: nothing to run (finished, cancelled, running elsewhere or unknown)", job_id)
         return
-    with JobLease(job_id, attempt, heartbeat_interval_s(settings)) as lease:
+    with JobLease(job_id, attempt, lifecycle.heartbeat_interval_s(settings)) as lease:
         ended_here = _run(JobReporter(lease, settings.progress_interval_s), store, settings)
     if ended_here:
         # Checkpoints only serve a later attempt of a job that has not ended; this one has.
-        remove_job_files(store, job_id)
+        store.remove_job_folder(job_id)
     else:
         # This worker fell silent past the heartbeat timeout: the job was requeued (or ended) without it.
         log.warning("job %s: attempt %d no longer holds the job; leaving its files to whoever does", job_id, attempt)
@@ -42,12 +38,11 @@ def run_fusion_job(job_id: uuid.UUID) -> None:
 
 def _run(reporter: JobReporter, store: ArtifactStore, settings: Settings) -> bool:
     """Fuse and publish; True when this attempt recorded how the job ended."""
-    job_id, attempt = reporter.job_id, reporter.lease.attempt
+    job_id, attempt = reporter.job_id, reporter.attempt
     checkpoint = store.job_folder(job_id) / "checkpoint.pt"
     try:
         _note_resumption(reporter, checkpoint)
-        with session_scope() as session:
-            inputs = load_inputs(session, store, session.get_one(FusionJob, job_id), settings.worker_device)
+        inputs = engine_inputs(lifecycle.load_inputs(job_id, store), settings.worker_device)
         result = fuse(
             inputs.tasks,
             inputs.sources,
@@ -60,19 +55,22 @@ def _run(reporter: JobReporter, store: ArtifactStore, settings: Settings) -> boo
             cache=ComponentCache(store.component_cache, settings.component_cache_max_bytes),
         )
         reporter.stage("deploying")
-        version = publish(job_id, attempt, result, store)
+        try:
+            version = lifecycle.publish(job_id, attempt, result.model, result.report.to_dict(), store)
+        except lifecycle.NotHeld:
+            raise Cancelled("cancelled before it was deployed") from None
         log.info("job %s: succeeded, deployed as version %d", job_id, version)
         return True
     except Cancelled:
         log.info("job %s: stopped (cancelled or taken over)", job_id)
-        return finish(job_id, attempt, JobStatus.CANCELLED)
+        return lifecycle.record_cancelled(job_id, attempt)
     except (FusionInputError, ValueError) as error:
         # The engine's checks of models and data: the message is for the user, and a retry would fail alike.
         log.info("job %s: failed: %s", job_id, error)
-        return finish(job_id, attempt, JobStatus.FAILED, str(error))
+        return lifecycle.record_failure(job_id, attempt, str(error))
     except Exception as error:
         log.exception("job %s: failed", job_id)
-        return finish(job_id, attempt, JobStatus.FAILED, f"internal error: {type(error).__name__}: {error}")
+        return lifecycle.record_failure(job_id, attempt, f"internal error: {type(error).__name__}: {error}")
 
 
 def _note_resumption(reporter: JobReporter, checkpoint: Path) -> None:

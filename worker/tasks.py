@@ -8,13 +8,11 @@ import uuid
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.core.config import get_settings
-from service.core.database import get_engine
 from service.core.storage import get_store
-from service.jobs.recovery import LostJobSweeper
-from worker.app import FUSION_TASK, celery_app
+from service.jobs import lifecycle
+from service.jobs.queue import FUSION_TASK
+from worker.app import celery_app
 from worker.runner import run_fusion_job
-
-_sweepers: list[LostJobSweeper] = []
 
 
 @celery_app.task(name=FUSION_TASK)
@@ -26,18 +24,15 @@ def fuse_job(job_id: str) -> None:
 def _start_sweeping(**_: object) -> None:
     """A worker that starts sweeps at once: after a host restart, the jobs its predecessor ran go back in the
     queue as soon as their heartbeats are stale, and every running worker keeps sweeping on a timer."""
-    sweeper = LostJobSweeper(get_settings(), get_store())
-    sweeper.start()
-    _sweepers.append(sweeper)
+    lifecycle.start_sweeping(get_settings(), get_store())
 
 
 @worker_shutdown.connect
 def _stop_sweeping(**_: object) -> None:
-    while _sweepers:
-        _sweepers.pop().stop()
+    lifecycle.stop_sweeping()
 
 
 @worker_process_init.connect
 def _own_database_connections(**_: object) -> None:
     """A prefork child must not share the sweeper's pooled connections, which it inherited from its parent."""
-    get_engine().dispose(close=False)
+    lifecycle.release_inherited_connections()

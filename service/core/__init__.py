@@ -1,1 +1,1 @@
-"""What every domain shares: settings, database, artifact store, uploads, errors, tenancy."""
+"""What every domain shares: settings, database, artifact store, uploads, errors, metrics, tenant-scoped reads."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,6 +133,10 @@ class ArtifactStore:
         folder = self.root / "jobs" / str(job_id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def remove_job_folder(self, job_id: object) -> None:
+        """A job's working files, once nothing will resume it."""
+        shutil.rmtree(self.root / "jobs" / str(job_id), ignore_errors=True)
 
     @property
     def component_cache(self) -> Path:

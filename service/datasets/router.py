@@ -10,11 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from service.core.dependencies import AppSettings, DbSession, Store
 from service.core.schemas import Page, page_params
-from service.core.tenancy import TenantId
 from service.core.uploads import UploadForm, form_dependency, form_fields, multipart_body, require_file
 from service.datasets import service
 from service.datasets.parsing import TableLimits
 from service.datasets.schemas import DatasetList, DatasetMetadata, DatasetOut, DatasetUploadForm
+from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

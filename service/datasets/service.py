@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.core.errors import NotFound
+from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
 from service.datasets import parsing
@@ -53,18 +52,8 @@ def create_dataset(
 
 
 def list_datasets(session: Session, tenant_id: str, page: Page) -> Sequence[Dataset]:
-    query = (
-        select(Dataset)
-        .where(Dataset.tenant_id == tenant_id)
-        .order_by(Dataset.created_at.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    return session.scalars(query).all()
+    return list_owned(session, Dataset, tenant_id, page)
 
 
 def get_dataset(session: Session, tenant_id: str, dataset_id: uuid.UUID) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.tenant_id != tenant_id:
-        raise NotFound(f"dataset {dataset_id} not found")
-    return dataset
+    return get_owned(session, Dataset, tenant_id, dataset_id, "dataset")

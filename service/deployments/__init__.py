@@ -1,1 +1,2 @@
-"""GET /v1/deployments: which fused models are served, under which names and versions (read-only)."""
+"""Fused models and their deployments under names and versions: registered by the worker, listed and tuned
+under /v1/deployments, resolved by inference."""

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from service.core.dependencies import AppSettings, DbSession
 from service.core.schemas import Page, page_params
-from service.core.tenancy import TenantId
-from service.deployments import service
+from service.deployments import batching, service
 from service.deployments.schemas import BatchingChange, DeploymentBatching, DeploymentList
-from service.inference.dependencies import Runtimes
+from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/deployments", tags=["inference"])
 
@@ -35,9 +34,9 @@ def list_deployments(
     summary="A deployment's batching",
 )
 def deployment_batching(
-    name: str, version: str, tenant_id: TenantId, session: DbSession, runtimes: Runtimes, settings: AppSettings
+    name: str, version: str, tenant_id: TenantId, session: DbSession, settings: AppSettings
 ) -> DeploymentBatching:
-    return service.batching(session, runtimes, settings, tenant_id, name, version)
+    return batching.batching(session, settings, tenant_id, name, version)
 
 
 @router.patch(
@@ -52,9 +51,8 @@ def change_deployment_batching(
     change: BatchingChange,
     tenant_id: TenantId,
     session: DbSession,
-    runtimes: Runtimes,
     settings: AppSettings,
 ) -> DeploymentBatching:
     """Fields left out stay as they are; null returns a field to the service's setting. Every API process
     applies the change within FUSEBOX_INFERENCE_DEPLOYMENT_CACHE_S."""
-    return service.change_batching(session, runtimes, settings, tenant_id, name, version, change)
+    return batching.change_batching(session, settings, tenant_id, name, version, change)

@@ -1,28 +1,83 @@
-"""Deployments (service.inference.models.Deployment): listing them, and each one's dynamic batching.
-Deploying is the worker's business."""
+"""Deployments: registering a fused model and deploying it under a name as the next version (the worker's
+end of a job), finding what a name and version serve, and listing them."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
+import onnx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.core.config import Settings
+from service.core.errors import NotFound
+from service.core.repository import list_owned
 from service.core.schemas import Page
-from service.deployments.schemas import BatchingChange, DeployedTask, DeploymentBatching, DeploymentOut
-from service.inference.deployments import find_deployment
-from service.inference.models import Deployment
-from service.inference.runtime import RuntimeCache
-from service.inference.served import get_served_cache
-from service.inference.service import effective_batching
+from service.core.storage import StoredFile
+from service.deployments.models import Deployment, FusedModel
+from service.deployments.schemas import DeployedTask, DeploymentOut
+
+
+def register_fused_model(
+    session: Session, tenant_id: str, job_id: uuid.UUID, model: onnx.ModelProto, stored: StoredFile
+) -> FusedModel:
+    """A row for an exported fused model, described by the metadata the engine writes into it."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    fused = FusedModel(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        sha256=stored.sha256,
+        size_bytes=stored.size,
+        strategy=metadata.get("fusebox.strategy", ""),
+        tasks=json.loads(metadata["fusebox.tasks"]),
+        input_columns=json.loads(metadata.get("fusebox.input_columns", "{}")),
+        answered_by=json.loads(metadata.get("fusebox.answered_by", "{}")),
+    )
+    session.add(fused)
+    session.flush()
+    return fused
+
+
+def deploy(session: Session, tenant_id: str, name: str, fused: FusedModel) -> Deployment:
+    """Serve `fused` as the next version of `name`. Two jobs of one name finishing together pick the same
+    number: the unique constraint fails the second flush, and its caller retries in a new transaction."""
+    current = session.scalar(
+        select(func.max(Deployment.version)).where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+    )
+    deployment = Deployment(tenant_id=tenant_id, name=name, version=(current or 0) + 1, fused_model=fused)
+    session.add(deployment)
+    session.flush()
+    return deployment
+
+
+def find_deployment(session: Session, tenant_id: str, name: str, version: str | None = None) -> Deployment:
+    query = select(Deployment).where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+    if version is None:
+        query = query.order_by(Deployment.version.desc()).limit(1)
+    else:
+        if not version.isdigit():
+            raise NotFound(f"model '{name}' has no version '{version}'; versions are 1, 2, ...")
+        query = query.where(Deployment.version == int(version))
+    deployment = session.scalars(query).first()
+    if deployment is None:
+        which = f"version {version} of model" if version is not None else "model"
+        raise NotFound(f"{which} '{name}' is not deployed")
+    return deployment
+
+
+def list_versions(session: Session, tenant_id: str, name: str) -> list[int]:
+    query = (
+        select(Deployment.version)
+        .where(Deployment.tenant_id == tenant_id, Deployment.name == name)
+        .order_by(Deployment.version)
+    )
+    return list(session.scalars(query).all())
 
 
 def list_deployments(session: Session, tenant_id: str, page: Page, name: str | None = None) -> list[DeploymentOut]:
     """Deployments newest first, each saying whether it is the newest version of its name."""
-    query = select(Deployment).where(Deployment.tenant_id == tenant_id)
-    if name is not None:
-        query = query.where(Deployment.name == name)
-    query = query.order_by(Deployment.created_at.desc(), Deployment.version.desc()).limit(page.limit)
-    deployments = session.scalars(query.offset(page.offset)).all()
+    conditions = [Deployment.name == name] if name is not None else []
+    deployments = list_owned(session, Deployment, tenant_id, page, *conditions, then_by=[Deployment.version.desc()])
     names = {deployment.name for deployment in deployments}
     newest = dict(
         session.execute(
@@ -58,44 +113,4 @@ def _deployment_out(deployment: Deployment, latest: bool) -> DeploymentOut:
         infer_url=f"/v2/models/{deployment.name}/versions/{deployment.version}/infer",
         predict_url=f"/v1/predict/{deployment.name}" if latest else None,
         created_at=deployment.created_at,
-    )
-
-
-def batching(
-    session: Session, runtimes: RuntimeCache, settings: Settings, tenant_id: str, name: str, version: str
-) -> DeploymentBatching:
-    return _batching(find_deployment(session, tenant_id, name, version), runtimes, settings)
-
-
-def change_batching(
-    session: Session,
-    runtimes: RuntimeCache,
-    settings: Settings,
-    tenant_id: str,
-    name: str,
-    version: str,
-    change: BatchingChange,
-) -> DeploymentBatching:
-    deployment = find_deployment(session, tenant_id, name, version)
-    # Fields the change leaves out keep their value; a field sent as null returns to the service's setting.
-    for key, value in change.model_dump(exclude_unset=True).items():
-        setattr(deployment, key, value)
-    session.commit()
-    get_served_cache().forget(tenant_id, name)
-    return _batching(deployment, runtimes, settings)
-
-
-def _batching(deployment: Deployment, runtimes: RuntimeCache, settings: Settings) -> DeploymentBatching:
-    rows, wait_ms = effective_batching(deployment, settings)
-    model = runtimes.peek(deployment.fused_model.sha256)
-    batchers = list(model.batchers.values()) if model is not None else []
-    return DeploymentBatching(
-        name=deployment.name,
-        version=deployment.version,
-        max_batch_size=deployment.max_batch_size,
-        max_batch_wait_ms=deployment.max_batch_wait_ms,
-        effective_max_batch_size=rows,
-        effective_max_batch_wait_ms=wait_ms,
-        requests=sum(batcher.stats.requests for batcher in batchers),
-        runs=sum(batcher.stats.runs for batcher in batchers),
     )

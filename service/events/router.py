@@ -9,9 +9,9 @@ from fastapi.responses import StreamingResponse
 
 from service.core.database import get_session_factory
 from service.core.dependencies import DbSession
-from service.core.tenancy import TenantId
 from service.events.service import job_events
 from service.jobs.service import get_job
+from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/fusion-jobs", tags=["fusion jobs"])
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from service.core.config import get_settings
 from service.core.errors import BadRequest
+from service.deployments.batching import BatchStats
 from service.inference.runtime import RuntimeModel
 
 Result = dict[str, np.ndarray]
@@ -32,20 +33,21 @@ class _Waiting:
     future: asyncio.Future[Result] = field(repr=False)
 
 
-@dataclass
-class BatchStats:
-    requests: int = 0
-    runs: int = 0
-    """ONNX Runtime calls: fewer than requests when batching merged some."""
-
-
 class Batcher:
-    def __init__(self, model: RuntimeModel, executor: Executor, max_rows: int, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        model: RuntimeModel,
+        executor: Executor,
+        max_rows: int,
+        max_wait_s: float,
+        stats: BatchStats | None = None,
+    ) -> None:
         self.model = model
         self.executor = executor
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
-        self.stats = BatchStats()
+        self.stats = stats if stats is not None else BatchStats()
+        """What it ran; batcher_for hands it the counters deployments keep per model file."""
         self._waiting: list[_Waiting] = []
         self._waiting_rows = 0
         self._running = 0
@@ -164,12 +166,12 @@ def _run_each(model: RuntimeModel, members: list[_Waiting]) -> list[Result | Exc
     return results
 
 
-def batcher_for(model: RuntimeModel, max_rows: int, max_wait_s: float) -> Batcher:
+def batcher_for(model: RuntimeModel, stats: BatchStats, max_rows: int, max_wait_s: float) -> Batcher:
     """The model's batcher for these settings (deployments of one file with equal settings share it)."""
     key = (max_rows, max_wait_s)
     batcher = model.batchers.get(key)
     if batcher is None:
-        batcher = model.batchers[key] = Batcher(model, get_executor(), max_rows, max_wait_s)
+        batcher = model.batchers[key] = Batcher(model, get_executor(), max_rows, max_wait_s, stats)
     return batcher
 
 

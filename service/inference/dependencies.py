@@ -1,4 +1,4 @@
-"""What inference routes (and the deployments' batching routes) get injected: the loaded ONNX Runtime models."""
+"""What inference routes get injected: the loaded ONNX Runtime models."""
 
 from __future__ import annotations
 

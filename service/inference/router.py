@@ -13,7 +13,6 @@ from sqlalchemy import text
 from service import __version__
 from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
-from service.core.tenancy import TenantId
 from service.inference import service
 from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
@@ -29,6 +28,7 @@ from service.inference.schemas import (
     ServerReady,
     inline_refs,
 )
+from service.tenants.dependencies import TenantId
 
 oip = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
 predict_router = APIRouter(prefix="/v1", tags=["inference"])
@@ -79,7 +79,7 @@ async def infer(
 ) -> Response:
     """One input per feature column, one output per task (probabilities for binary tasks). Tensors may
     come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
-    # No request session: the deployment is resolved on short sessions of its own (served.py), so that a
+    # No request session: the deployment is resolved on short sessions of its own (deployments/served.py), so that a
     # request waiting for its batch holds no pooled connection.
     body = await read_body(request, settings.inference_max_body_bytes)
     header_length = request.headers.get(HEADER_LENGTH)

@@ -14,9 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from service.core.config import Settings
 from service.core.errors import BadRequest, TooLarge
 from service.core.metrics import record_inference
+from service.deployments.batching import batch_stats, effective_batching
+from service.deployments.models import Deployment
+from service.deployments.served import resolve
+from service.deployments.service import find_deployment, list_versions
 from service.inference.batching import batcher_for
-from service.inference.deployments import find_deployment, list_versions
-from service.inference.models import Deployment
 from service.inference.oip_tensors import TensorSpec, check_shape, from_bytes, from_json
 from service.inference.protocol import WireRequest, decode_request, encode_response
 from service.inference.runtime import RuntimeCache, RuntimeModel
@@ -26,7 +28,6 @@ from service.inference.schemas import (
     PredictResponse,
     TensorMetadata,
 )
-from service.inference.served import Served, resolve
 
 _OFFLOAD_BYTES = 1 << 16
 """Bodies and answers larger than this are decoded and encoded on a worker thread: a 1024-row JSON
@@ -73,7 +74,7 @@ async def infer(
     else:
         prepared = prepare(model, body, header_length, max_rows)
     batch_rows, batch_wait_ms = effective_batching(served, settings)
-    batcher = batcher_for(model, batch_rows, batch_wait_ms / 1000)
+    batcher = batcher_for(model, batch_stats(served.sha256), batch_rows, batch_wait_ms / 1000)
     results = await batcher.run(prepared.feeds, prepared.rows, prepared.outputs)
     answer = (served.name, served.version, results, prepared.request)
     if sum(values.size for values in results.values()) * 8 > _OFFLOAD_BYTES:
@@ -89,13 +90,6 @@ def prepare(model: RuntimeModel, body: bytes, header_length: str | None, max_row
     feeds, rows = _feeds(model, request, max_rows)
     model.check_values(feeds)
     return Prepared(request, feeds, rows, _wanted_outputs(model, request.outputs))
-
-
-def effective_batching(served: Served | Deployment, settings: Settings) -> tuple[int, float]:
-    """Rows per batch and longest wait (ms): the deployment's own, else the service's settings."""
-    rows = served.max_batch_size or settings.batch_max_rows
-    wait_ms = served.max_batch_wait_ms if served.max_batch_wait_ms is not None else settings.batch_max_wait_ms
-    return rows, wait_ms
 
 
 def predict(

@@ -26,8 +26,6 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
 # Which source models a job reads: lets DELETE /v1/models refuse while an active job needs the model.
 job_sources = Table(
     "fusion_job_sources",
@@ -79,3 +77,8 @@ class FusionJob(TenantOwned, Base):
     finished_at: Mapped[datetime | None]
 
     sources: Mapped[list[UploadedModel]] = relationship(secondary=job_sources, lazy="selectin")
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: it still needs its source models and data."""
+        return not self.status.finished

@@ -17,13 +17,12 @@ worker's claim takes only a queued job, and the second delivery finds nothing to
 
 Each change is conditional on the attempt number and the stale heartbeat the sweep read, so that of
 several sweepers exactly one acts on a job, and a worker that comes back to life after its job was
-requeued finds its writes fenced off (worker/lease.py).
+requeued finds its writes fenced off (service/jobs/lifecycle.py).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -39,18 +38,8 @@ from service.jobs.queue import enqueue_fusion
 log = logging.getLogger(__name__)
 
 
-def heartbeat_interval_s(settings: Settings) -> float:
-    """How often a worker beats: several beats per timeout, so that one slow beat is no false alarm."""
-    return min(1.0, settings.heartbeat_timeout_s / 4)
-
-
 def sweep_interval_s(settings: Settings) -> float:
     return min(30.0, settings.heartbeat_timeout_s / 4)
-
-
-def remove_job_files(store: ArtifactStore, job_id: uuid.UUID) -> None:
-    """A job's working files (epoch checkpoints) once nothing will resume it."""
-    shutil.rmtree(store.job_folder(job_id), ignore_errors=True)
 
 
 def recover_lost_jobs(settings: Settings, store: ArtifactStore) -> dict[uuid.UUID, JobStatus]:
@@ -67,7 +56,7 @@ def recover_lost_jobs(settings: Settings, store: ArtifactStore) -> dict[uuid.UUI
             continue  # another sweeper or a worker got there first
         outcomes[job_id] = outcome
         if outcome.finished:
-            remove_job_files(store, job_id)
+            store.remove_job_folder(job_id)
         log.warning(
             "job %s: no heartbeat for %g s, its worker is gone; now %s", job_id, settings.heartbeat_timeout_s, outcome
         )

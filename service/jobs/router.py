@@ -14,11 +14,11 @@ from service.core.config import get_settings
 from service.core.dependencies import DbSession, Store
 from service.core.schemas import Page, page_params
 from service.core.storage import get_store
-from service.core.tenancy import TenantId
 from service.jobs import service
 from service.jobs.models import JobStatus
 from service.jobs.recovery import LostJobSweeper
 from service.jobs.schemas import JobCreate, JobList, JobOut
+from service.tenants.dependencies import TenantId
 
 
 @asynccontextmanager

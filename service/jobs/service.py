@@ -11,13 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.database import utcnow
-from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.errors import Conflict, Unprocessable
+from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore
-from service.inference.models import FusedModel
+from service.deployments.models import FusedModel
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
-from service.jobs.recovery import remove_job_files
 from service.jobs.schemas import JobCreate
 from service.jobs.validation import resolve_and_check
 
@@ -83,18 +83,12 @@ def _replay(earlier: FusionJob, request: dict, idempotency_key: str) -> FusionJo
 
 
 def list_jobs(session: Session, tenant_id: str, page: Page, status: JobStatus | None = None) -> Sequence[FusionJob]:
-    query = select(FusionJob).where(FusionJob.tenant_id == tenant_id)
-    if status is not None:
-        query = query.where(FusionJob.status == status)
-    query = query.order_by(FusionJob.created_at.desc()).limit(page.limit).offset(page.offset)
-    return session.scalars(query).all()
+    conditions = [FusionJob.status == status] if status is not None else []
+    return list_owned(session, FusionJob, tenant_id, page, *conditions)
 
 
 def get_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
-    job = session.get(FusionJob, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise NotFound(f"fusion job {job_id} not found")
-    return job
+    return get_owned(session, FusionJob, tenant_id, job_id, "fusion job")
 
 
 def fused_model_file(session: Session, store: ArtifactStore, tenant_id: str, job_id: uuid.UUID) -> tuple[Path, str]:
@@ -127,7 +121,7 @@ def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: u
     session.refresh(job)
     if cancelled_while_queued:
         # A job requeued after its worker was lost still holds that attempt's checkpoint.
-        remove_job_files(store, job.id)
+        store.remove_job_folder(job.id)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Conflict(f"fusion job {job_id} has {job.status.value} already; there is nothing to cancel")
     return job

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.core.database import Base, TenantOwned
 
@@ -25,3 +25,7 @@ class UploadedModel(TenantOwned, Base):
     signature: Mapped[dict[str, Any]] = mapped_column(JSON)
     """fusion.intake's ModelSignature as JSON: what the model reads and outputs."""
     decomposition: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    jobs: Mapped[list[Any]] = relationship("FusionJob", secondary="fusion_job_sources", viewonly=True)
+    """The fusion jobs that read this model. Named by string (service/jobs/models.py maps them), so that the
+    jobs domain builds on this one and not the other way round."""

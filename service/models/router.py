@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from fusion.intake import IntakeLimits
 from service.core.dependencies import AppSettings, DbSession, Store
 from service.core.schemas import Page, page_params
-from service.core.tenancy import TenantId
 from service.core.uploads import UploadForm, form_dependency, form_fields, multipart_body, require_file
 from service.models import service
 from service.models.schemas import ModelList, ModelMetadata, ModelOut, ModelUploadForm
+from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fusion.intake import IntakeLimits
-from service.core.errors import Conflict, NotFound
+from service.core.errors import Conflict
+from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
-from service.jobs.models import ACTIVE_STATUSES, FusionJob, job_sources
 from service.models.inspection import inspect_upload
 from service.models.models import UploadedModel
 from service.models.schemas import ModelMetadata
@@ -61,27 +61,17 @@ def create_model(
 
 
 def list_models(session: Session, tenant_id: str, page: Page, name: str | None = None) -> Sequence[UploadedModel]:
-    query = select(UploadedModel).where(UploadedModel.tenant_id == tenant_id)
-    if name is not None:
-        query = query.where(UploadedModel.name == name)
-    query = query.order_by(UploadedModel.created_at.desc()).limit(page.limit).offset(page.offset)
-    return session.scalars(query).all()
+    conditions = [UploadedModel.name == name] if name is not None else []
+    return list_owned(session, UploadedModel, tenant_id, page, *conditions)
 
 
 def get_model(session: Session, tenant_id: str, model_id: uuid.UUID) -> UploadedModel:
-    model = session.get(UploadedModel, model_id)
-    if model is None or model.tenant_id != tenant_id:
-        raise NotFound(f"model {model_id} not found")
-    return model
+    return get_owned(session, UploadedModel, tenant_id, model_id, "model")
 
 
 def delete_model(session: Session, store: ArtifactStore, tenant_id: str, model_id: uuid.UUID) -> None:
     model = get_model(session, tenant_id, model_id)
-    active = session.scalars(
-        select(FusionJob.id)
-        .join(job_sources, job_sources.c.job_id == FusionJob.id)
-        .where(job_sources.c.model_id == model.id, FusionJob.status.in_(ACTIVE_STATUSES))
-    ).all()
+    active = [job.id for job in model.jobs if job.active]
     if active:
         raise Conflict(
             f"model '{model.name}' is used by active fusion job(s) {', '.join(map(str, active))}; "

@@ -27,6 +27,7 @@ import redis
 import sqlalchemy
 
 from fusion.training import checkpoint_epoch
+from service.jobs.queue import FUSION_QUEUE
 from tests.service.conftest import (
     DataFiles,
     SourceFile,
@@ -38,7 +39,6 @@ from tests.service.conftest import (
     upload_model,
     wait_for_job,
 )
-from worker.app import FUSION_QUEUE
 
 HEARTBEAT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 2

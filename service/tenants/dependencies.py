@@ -1,4 +1,4 @@
-"""Which tenant a request acts for: the one whose API key it carries (`Authorization: Bearer <key>`).
+"""`TenantId`: which tenant a request acts for, the one whose API key it carries (`Authorization: Bearer <key>`).
 
 Every resource belongs to one tenant and every query filters by it, so that another tenant's resource
 answers 404 exactly like a missing one. Routes ask for `TenantId`; health and metadata routes that must

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.core.config import get_settings
 from service.core.database import get_session_factory
-from service.inference.deployments import find_deployment
+from service.deployments.service import find_deployment
 
 _Key = tuple[str, str, str | None]
 
