@@ -18,8 +18,10 @@ import pytest
 
 from service.client import ApiError, FuseboxClient, InferenceInput, ServiceUnreachable
 from service.client.sse import parse_events
+from tests.helpers import ROOT
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile
 from tests.service.cli_job import EPOCHS, JOB_NAME, CliJob, fusebox, fused_over_cli
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack
 
 
 @pytest.fixture(scope="module")
