@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test uses `workspace`, which trains three models
+
 
 def fusebox(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(

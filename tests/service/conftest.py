@@ -20,17 +20,6 @@ from tests.helpers.jobs import CensusJob, CensusJobs
 from tests.helpers.stacks import Stack, start_stack
 from tests.helpers.uploads import DataFiles, SourceFile
 
-STACK_FIXTURES = {"stack", "pg_stack", "embedded_stack"}
-"""The fixtures that start (or hand out) a subprocess stack; a module's own stack takes one of these names."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that needs a stack is `slow`: starting one takes seconds, so `pytest -m "not slow"` leaves
-    them out."""
-    for item in items:
-        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
-
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
@@ -59,7 +48,8 @@ def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module", params=["pg_stack", "embedded_stack"])
 def stack(request: pytest.FixtureRequest) -> Stack:
     """Each test of a module that asks for `stack` runs on PostgreSQL + Redis, then on the embedded defaults.
-    A module narrows it to one by defining its own `stack`."""
+    A module narrows it to one by defining its own `stack` (a module's own stacks take these fixtures' names,
+    which mark their tests `slow`: tests/conftest.py)."""
     return request.getfixturevalue(request.param)
 
 
