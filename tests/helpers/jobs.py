@@ -44,16 +44,23 @@ class CensusJob:
 
 @dataclass
 class CensusJobs:
-    """The Census job of each stack, run when a test first asks for it there."""
+    """The Census job of each stack, run when a test first asks for it there. A job that failed is not run
+    again for the next module: that would deploy `census` twice; the next module gets the same error."""
 
     source_files: list[SourceFile]
     data_files: DataFiles
-    _by_stack: dict[str, CensusJob] = field(default_factory=dict)
+    _by_stack: dict[str, CensusJob | AssertionError] = field(default_factory=dict, init=False)
 
     def on(self, stack: Stack) -> CensusJob:
         if stack.url not in self._by_stack:
-            self._by_stack[stack.url] = run_census_job(stack, self.source_files, self.data_files)
-        return self._by_stack[stack.url]
+            try:
+                self._by_stack[stack.url] = run_census_job(stack, self.source_files, self.data_files)
+            except AssertionError as error:
+                self._by_stack[stack.url] = error
+        outcome = self._by_stack[stack.url]
+        if isinstance(outcome, AssertionError):
+            raise outcome
+        return outcome
 
 
 def run_census_job(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> CensusJob:
