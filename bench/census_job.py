@@ -42,7 +42,7 @@ def main() -> None:
             splits[split] = folder / f"{split}.parquet"
             getattr(census, split).to_parquet(splits[split], index=False)
         with (
-            local_service(folder / "service", worker=True) as service,
+            local_service(folder / "service") as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
             timings = {}

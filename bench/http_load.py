@@ -9,19 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
-import pandas as pd
-from onnxruntime import NodeArg
 
 
 @dataclass
 class ClientRun:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def model_feeds(inputs: list[NodeArg], rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The model's inputs from data columns of the same names, in the dtypes the model takes."""
-    return {i.name: rows[i.name].to_numpy(np.int64 if "int" in i.type else np.float32) for i in inputs}
 
 
 def infer_request(

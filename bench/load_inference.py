@@ -25,10 +25,12 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_load import infer_request, model_feeds, run_client  # noqa: E402
-from bench.local_service import LocalService, deploy_census_fusion, local_service  # noqa: E402
+from bench.http_load import infer_request, run_client  # noqa: E402
+from bench.local_service import deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
+from fusion.onnx_runtime import model_feeds  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
+from service.local_stack import LocalStack  # noqa: E402
 
 NAME = "census"
 BATCHES = (1, 4, 16, 64)
@@ -46,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fusebox-load-") as scratch:
         folder = Path(scratch)
         with (
-            local_service(folder / "service", worker=True) as service,
+            local_service(folder / "service") as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
             model = deploy_census_fusion(client, census, NAME, folder)
@@ -85,7 +87,7 @@ def main() -> None:
     (RESULTS / "load_inference.json").write_text(json.dumps({**figures, "targets": verdicts}, indent=2))
 
 
-def _requests(service: LocalService, model: Path, frame) -> list[bytes]:
+def _requests(service: LocalStack, model: Path, frame) -> list[bytes]:
     """Every client cycles through its own choice of these: JSON and binary, 1 to 64 rows, different rows."""
     host, port = service.url.removeprefix("http://").split(":")
     headers = {"Authorization": f"Bearer {service.api_key}"}
@@ -97,7 +99,7 @@ def _requests(service: LocalService, model: Path, frame) -> list[bytes]:
     return requests
 
 
-async def _load(service: LocalService, requests: list[bytes], clients: int, seconds: float):
+async def _load(service: LocalStack, requests: list[bytes], clients: int, seconds: float):
     host, port = service.url.removeprefix("http://").split(":")
     memory: list[int] = []
     deadline = time.perf_counter() + seconds

@@ -32,9 +32,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_load import infer_request, model_feeds, run_client  # noqa: E402
+from bench.http_load import infer_request, run_client  # noqa: E402
 from bench.local_service import deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
+from fusion.onnx_runtime import model_feeds  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
 from service.core.config import Settings  # noqa: E402
 from service.inference.runtime import create_session  # noqa: E402
@@ -66,14 +67,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fusebox-serving-") as scratch:
         folder = Path(scratch)
         with (
-            local_service(folder / "service", worker=True) as service,
+            local_service(folder / "service") as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
             session = create_session(str(deploy_census_fusion(client, census, NAME, folder)), Settings())
             rows = _ceiling(session, frame, args.seconds)
             host, port = service.url.removeprefix("http://").split(":")
             headers = {"Authorization": f"Bearer {service.api_key}"}
-            http = _HttpBench(host, int(port), headers, session, frame, args.seconds, service.api_pid)
+            http = _HttpBench(host, int(port), headers, session, frame, args.seconds, service.processes["api"].pid)
             _set_batching(client, 0)
             for batch in (1, 1024):
                 for binary in (False, True):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 16_384
 """Rows per ONNX Runtime call: large enough to amortise the call, small enough that its buffers stay
@@ -47,6 +51,12 @@ def with_outputs(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelPr
 
 def create_session(model: onnx.ModelProto, threads: int | None = None) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=providers())
+
+
+def model_feeds(inputs: Iterable[ort.NodeArg], rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The model's inputs from the data columns of the same names, in the dtypes the model takes: to run an
+    exported model (one column per input) on rows of a dataset."""
+    return {i.name: rows[i.name].to_numpy(np.int64 if "int" in i.type else np.float32) for i in inputs}
 
 
 def run_session(

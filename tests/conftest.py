@@ -12,6 +12,18 @@ from fusion.intake.files import load_model_file
 from fusion.training import TrainConfig
 from fusion.zoo import SINGLE_TASK_FAMILIES, build_single_task_model, export_onnx, train_model
 
+SLOW_FIXTURES = {"trained_sources", "zoo_models", "stack", "pg_stack", "embedded_stack"}
+"""Fixtures that train or export models, or start the service's processes (tests/service/conftest.py; a
+module's own stack takes one of these names too). Each takes seconds."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses a slow fixture, directly or through another fixture, is `slow`: the fast tier
+    (`pytest -m "not slow"`) leaves it out. Tests slow on their own carry the mark themselves."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def census_small() -> CensusData:

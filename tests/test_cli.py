@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test uses `workspace`, which trains three models
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -75,6 +75,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[FusionSource],
     return sources, data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["frozen", "adaptive"])
 def test_regression_multiclass_and_binary_fuse(setup, strategy: str) -> None:
     sources, data = setup

@@ -62,6 +62,7 @@ def trained_family(request: pytest.FixtureRequest, census_small: CensusData) -> 
     return model, result
 
 
+@pytest.mark.slow
 def test_single_task_family_learns_income(
     trained_family: tuple[nn.Module, TrainResult], census_small: CensusData
 ) -> None:
@@ -71,6 +72,7 @@ def test_single_task_family_learns_income(
     assert test_auc > MIN_INCOME_AUC
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
 def test_export_matches_pytorch(
     trained_family: tuple[nn.Module, TrainResult], census_small: CensusData, tmp_path: Path, dynamo: bool
@@ -96,6 +98,7 @@ def test_export_matches_pytorch(
         np.testing.assert_allclose(answered, expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_logits_on_request(
     trained_family: tuple[nn.Module, TrainResult], census_small: CensusData, tmp_path: Path
 ) -> None:
@@ -108,6 +111,7 @@ def test_export_logits_on_request(
     np.testing.assert_allclose(onnx_answer(path, frame, schema), logits, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(MULTITASK_KINDS))
 def test_multitask_baseline_learns_both_tasks(kind: str, census_small: CensusData) -> None:
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ import uuid
 import psycopg
 import pytest
 
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model, wait_for_job
+from tests.helpers.jobs import CensusJobs
+from tests.helpers.stacks import Stack
 
 AUTH_CACHE_S = 2.0
 """The service's default FUSEBOX_AUTH_CACHE_S."""
@@ -29,23 +30,16 @@ RESOURCE_ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def owned(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict[str, str]:
-    """A model, a dataset, a finished job and its deployment, all of the tenant `local`."""
-    with pg_stack.client() as client:
-        model = upload_model(client, source_files[0], name="auth_model").json()
-        dataset = upload_dataset(client, data_files.validation, name="auth data").json()
-        spec = {
-            "name": "auth_census",
-            "tasks": [{"name": source_files[0].task, "type": "binary", "models": [model["id"]]}],
-            "dataset_id": dataset["id"],
-            "validation_fraction": 0.25,
-            "hyperparameters": {"max_epochs": 1, "batch_size": 512},
-        }
-        created = client.post("/v1/fusion-jobs", json=spec)
-        assert created.status_code == 202, created.text
-        job = wait_for_job(client, created.json()["id"], pg_stack)
-        assert job["status"] == "succeeded", job["error"]
-    return {"model": model["id"], "dataset": dataset["id"], "job": job["id"], "deployment": "auth_census"}
+def owned(pg_stack: Stack, census_jobs: CensusJobs) -> dict[str, str]:
+    """A model, a dataset, a finished job and its deployment, all of the tenant `local`: the shared Census
+    job's."""
+    census = census_jobs.on(pg_stack)
+    return {
+        "model": census.uploaded.models[census.uploaded.tasks[0]]["id"],
+        "dataset": census.uploaded.validation["id"],
+        "job": census.job["id"],
+        "deployment": census.deployment,
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), RESOURCE_ROUTES)

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 
 from service.client import FuseboxClient
-from tests.service.cli_job import EPOCHS, JOB_NAME, TRAIN, VALIDATION, CliJob, fusebox, fused_over_cli
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack
+from tests.helpers import ROOT
+from tests.helpers.cli_job import EPOCHS, JOB_NAME, TRAIN, VALIDATION, CliJob, fusebox, fused_over_cli
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile
 
 CLIENT_INSTALL_LACKS = (
     "torch", "numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "onnxscript", "yaml",

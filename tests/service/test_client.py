@@ -19,8 +19,9 @@ from pydantic_core import to_jsonable_python
 
 from service.client import ApiError, FuseboxClient, InferenceInput, JobSpec, ServiceUnreachable
 from service.client.sse import parse_events
-from tests.service.cli_job import JOB_NAME, CliJob, fused_over_cli
-from tests.service.conftest import DataFiles, SourceFile, Stack
+from tests.helpers.cli_job import JOB_NAME, CliJob, fused_over_cli
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile
 
 
 @pytest.fixture(scope="module")

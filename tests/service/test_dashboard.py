@@ -22,7 +22,9 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack, upload_sources_and_data
+from tests.helpers import ROOT
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile, upload_sources_and_data
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

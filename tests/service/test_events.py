@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from service.client.sse import parse_events
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile, upload_sources_and_data
 
 HYPERPARAMETERS = {"max_epochs": 3, "batch_size": 16, "patience": 3}
 """Small batches and no early stop: a job of several seconds, long enough to be seen live."""

@@ -12,31 +12,24 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from bench.http_load import model_feeds
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
-
-QUICK = {"max_epochs": 2, "batch_size": 512, "patience": 1}
+from fusion.onnx_runtime import model_feeds
+from tests.helpers.jobs import CENSUS_HYPERPARAMETERS, CensusJob
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles
 
 
 @pytest.fixture(scope="module")
-def finished(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
-    """Models and data uploaded, one job run to success: the job as the API reports it at the end."""
-    with stack.client() as client:
-        uploaded = upload_sources_and_data(client, source_files, data_files, "flow", "census validation")
-        spec = uploaded.job_spec("census", QUICK)
-        created = client.post("/v1/fusion-jobs", json=spec)
-        assert created.status_code == 202, created.text
-        assert created.json()["status"] == "queued"
-        job = wait_for_job(client, created.json()["id"], stack)
-        assert job["status"] == "succeeded", f"{job['error']}\n{stack.logs()}"
-        return job
+def finished(census_job: CensusJob) -> dict:
+    """Models and data uploaded, one job run to success (the session's shared Census job, which checked that
+    it was created queued): the job as the API reports it at the end."""
+    return census_job.job
 
 
 def test_model_upload_answers_the_decomposition(stack: Stack, finished: dict) -> None:
     with stack.client() as client:
         items = client.get("/v1/models").json()["items"]
     by_name = {item["name"]: item for item in items}
-    deepfm = by_name["flow_never_married_deepfm"]
+    deepfm = by_name["census_never_married_deepfm"]
     assert deepfm["task"] == {"name": "never_married", "type": "binary", "classes": None}
     assert deepfm["decomposition"]["body_components"] >= 1
     assert deepfm["decomposition"]["components"][0]["role"] == "stem"
@@ -56,7 +49,7 @@ def test_dataset_upload_answers_schema_and_rows(stack: Stack, finished: dict) ->
 
 def test_job_reports_progress_metrics_and_report(stack: Stack, finished: dict) -> None:
     assert finished["progress"] == 100.0 and finished["attempts"] == 1
-    assert 1 <= finished["epoch"] <= QUICK["max_epochs"]
+    assert 1 <= finished["epoch"] <= CENSUS_HYPERPARAMETERS["max_epochs"]
     assert [entry["epoch"] for entry in finished["metrics"]] == list(range(1, finished["epoch"] + 1))
     assert set(finished["metrics"][0]["validation"]) == {"income", "never_married"}
     report = finished["report"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.service.conftest import Stack
+from tests.helpers.stacks import Stack
 
 EXAMPLES_PER_OPERATION = 25
 

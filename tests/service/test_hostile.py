@@ -17,8 +17,9 @@ from onnx import TensorProto, helper
 
 from service.core.errors import Unprocessable
 from service.datasets.parsing import TableLimits, read_table
-from tests.service.conftest import SourceFile, Stack
-from tests.service.test_validation import nothing_stored, refused
+from tests.helpers.refusals import nothing_stored, refused
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import SourceFile
 
 
 @pytest.fixture(scope="module")

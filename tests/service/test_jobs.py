@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_dataset, upload_model, wait_for_job
+from tests.helpers.jobs import wait_for_job
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile, upload_dataset, upload_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from service.core.database import create_db_engine
 from service.core.migrate import upgrade
 from service.tables import metadata
-from tests.service.conftest import fresh_postgres
+from tests.helpers.databases import fresh_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.client import FuseboxClient
 from service.core.config import Settings
 from service.jobs.queue import FUSION_TASK, queue_length
-from tests.service.cli_job import JOB_NAME, CliJob, fused_over_cli
-from tests.service.conftest import DataFiles, SourceFile, Stack
+from tests.helpers.cli_job import JOB_NAME, CliJob, fused_over_cli
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile
 from worker.app import create_celery
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -6,18 +6,16 @@ idempotent job creation. The kill-and-resume test
 runs once more on the embedded defaults (SQLite, the filesystem broker).
 
 The stacks are this module's own: a short heartbeat timeout, and their own databases and Redis database,
-so that killing their workers touches no other test's jobs.
+so that killing their workers touches no other test's jobs. Each test on the PostgreSQL stack starts with a
+live worker and an empty queue, whatever the tests before it left.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,17 +26,10 @@ import sqlalchemy
 
 from fusion.training import checkpoint_epoch
 from service.jobs.queue import FUSION_QUEUE
-from tests.service.conftest import (
-    DataFiles,
-    SourceFile,
-    Stack,
-    fresh_postgres,
-    fresh_redis,
-    start_stack,
-    upload_dataset,
-    upload_model,
-    wait_for_job,
-)
+from tests.helpers.databases import fresh_postgres, fresh_redis
+from tests.helpers.jobs import wait_for_job
+from tests.helpers.stacks import Stack, start_stack
+from tests.helpers.uploads import DataFiles, SourceFile, upload_dataset, upload_model
 
 HEARTBEAT_TIMEOUT_S = 5
 MAX_ATTEMPTS = 2
@@ -47,38 +38,42 @@ RECOVERY_S = 60
 """Ample time for a lost job to be noticed (the heartbeat timeout plus a sweep) and for a worker to start."""
 
 
-@contextmanager
-def fast_recovery_environment() -> Iterator[None]:
-    """start_stack passes os.environ on; each stack keeps its own copy for the processes it restarts."""
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv("FUSEBOX_HEARTBEAT_TIMEOUT_S", str(HEARTBEAT_TIMEOUT_S))
-        environment.setenv("FUSEBOX_JOB_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
-        environment.setenv("FUSEBOX_JOB_RESEND_AFTER_S", str(RESEND_AFTER_S))
-        # Steps on 16 rows gain nothing from threads, and lose a lot to them when other tests share the cores.
-        environment.setenv("OMP_NUM_THREADS", "1")
-        yield
+FAST_RECOVERY = {
+    "FUSEBOX_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
+    "FUSEBOX_JOB_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    "FUSEBOX_JOB_RESEND_AFTER_S": str(RESEND_AFTER_S),
+    # Steps on 16 rows gain nothing from threads, and lose a lot to them when other tests share the cores.
+    "OMP_NUM_THREADS": "1",
+}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """PostgreSQL + Redis."""
-    with fresh_postgres() as database, fresh_redis() as queue:
-        with fast_recovery_environment():
-            stack = start_stack(tmp_path_factory.mktemp("reliability"), database, queue)
-        try:
-            yield stack
-        finally:
-            stack.stop()
+def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """PostgreSQL + Redis, this module's own."""
+    with (
+        fresh_postgres() as database,
+        fresh_redis() as queue,
+        start_stack(tmp_path_factory.mktemp("reliability"), database, queue, FAST_RECOVERY) as stack,
+    ):
+        yield stack
+
+
+@pytest.fixture
+def stack(pg_stack: Stack) -> Stack:
+    """The PostgreSQL stack with a live worker and an empty queue: a test before this one may have killed
+    its workers, and the sweep may have sent messages again for jobs that have ended since."""
+    with redis.Redis.from_url(pg_stack.env["CELERY_BROKER_URL"]) as broker:
+        drop_fusion_queue(broker)
+    if not pg_stack.live_workers():
+        pg_stack.add_worker()
+    return pg_stack
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """SQLite and kombu's filesystem broker, which forgets a message once delivered."""
-    folder = tmp_path_factory.mktemp("reliability-embedded")
-    with fast_recovery_environment():
-        stack = start_stack(folder, f"sqlite:///{folder / 'var' / 'fusebox.db'}", "filesystem://")
-    yield stack
-    stack.stop()
+    with start_stack(tmp_path_factory.mktemp("reliability-embedded"), settings=FAST_RECOVERY) as stack:
+        yield stack
 
 
 def upload_sources(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
@@ -101,8 +96,8 @@ def upload_sources(stack: Stack, source_files: list[SourceFile], data_files: Dat
 
 
 @pytest.fixture(scope="module")
-def spec(stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
-    return upload_sources(stack, source_files, data_files)
+def spec(pg_stack: Stack, source_files: list[SourceFile], data_files: DataFiles) -> dict:
+    return upload_sources(pg_stack, source_files, data_files)
 
 
 def slow(spec: dict, name: str, epochs: int) -> dict:
@@ -132,27 +127,9 @@ def checkpointed(stack: Stack, job_id: str) -> Callable[[], bool]:
     return (job_folder(stack, job_id) / "checkpoint.pt").exists
 
 
-def live_workers(stack: Stack) -> list[str]:
-    return [name for name, process in stack.processes.items() if name.startswith("worker") and process.poll() is None]
-
-
-def kill_workers(stack: Stack) -> None:
-    """SIGKILL to each worker's process group: no warm shutdown, no acknowledgement, no last word."""
-    for name in live_workers(stack):
-        os.killpg(stack.processes[name].pid, signal.SIGKILL)
-        stack.processes[name].wait()
-
-
-def start_worker(stack: Stack) -> None:
-    """One more worker, named after the processes so far (killed ones keep their names and logs)."""
-    stack.start_worker(f"worker-{len(stack.processes)}")
-
-
-def restart_api(stack: Stack) -> None:
-    """SIGKILL to the API, then a new one on the same port."""
-    os.killpg(stack.processes["api"].pid, signal.SIGKILL)
-    stack.processes["api"].wait()
-    stack.start_api()
+def worker_logs(stack: Stack) -> str:
+    """Every worker's log, the killed ones' too."""
+    return "\n".join(path.read_text() for path in stack.folder.glob("worker*.log"))
 
 
 def count_rows(stack: Stack, query: str, **parameters: object) -> int:
@@ -170,7 +147,7 @@ def start_and_kill_mid_epoch(stack: Stack, spec: dict, name: str) -> tuple[str, 
     with stack.client() as client:
         job_id = client.post("/v1/fusion-jobs", json=slow(spec, name, epochs=4)).json()["id"]
         wait_until(checkpointed(stack, job_id), stack, timeout=120)
-        kill_workers(stack)
+        stack.kill_workers()
         last_epoch = checkpoint_epoch(job_folder(stack, job_id) / "checkpoint.pt")
         assert last_epoch >= 1 and job_of(client, job_id)["status"] == "running"
     return job_id, last_epoch
@@ -191,8 +168,7 @@ def assert_resumed_once(stack: Stack, job_id: str, name: str, last_epoch: int) -
     assert count_rows(stack, fused, name=name) == 1
     assert count_rows(stack, "SELECT count(*) FROM deployments WHERE name = :name", name=name) == 1
     assert not job_folder(stack, job_id).exists()
-    log = "\n".join(path.read_text() for path in stack.folder.glob("worker*.log"))
-    assert f"job {job_id}: resuming from the checkpoint of epoch {last_epoch}" in log
+    assert f"job {job_id}: resuming from the checkpoint of epoch {last_epoch}" in worker_logs(stack)
 
 
 def test_idempotency_key_returns_the_first_job(stack: Stack, spec: dict) -> None:
@@ -237,9 +213,22 @@ def test_bad_data_fails_once_without_retries(stack: Stack, spec: dict, data_file
         assert created.status_code == 202, created.text
         failed = wait_for_job(client, created.json()["id"], stack)
         assert failed["status"] == "failed" and "'never_married'" in failed["error"] and "no labels" in failed["error"]
-        time.sleep(HEARTBEAT_TIMEOUT_S + 2)  # several sweeps later: still one attempt, still failed
+        wait_for_sweeps(stack, spec, sweeps=2)  # several sweeps later: still one attempt, still failed
         again = job_of(client, created.json()["id"])
         assert (again["status"], again["attempts"], again["error"]) == ("failed", 1, failed["error"])
+
+
+def wait_for_sweeps(stack: Stack, spec: dict, sweeps: int) -> None:
+    """Until the lost-job sweep has demonstrably run `sweeps` more times. Its only trace is what it changes, so
+    a probe job gives it something to change: with no worker to take it, the probe stays queued, and every
+    sweep more than RESEND_AFTER_S after the last one sends its message again and logs so. The probe ends
+    cancelled; the workers stay killed (the `stack` fixture starts one for the next test)."""
+    stack.kill_workers()
+    with stack.client() as client:
+        probe = client.post("/v1/fusion-jobs", json={**spec, "name": "sweep-probe"}).json()["id"]
+        resent = f"job {probe}: queued for over {RESEND_AFTER_S} s and no worker took it"
+        wait_until(lambda: stack.log_path("api").read_text().count(resent) >= sweeps, stack)
+        assert client.post(f"/v1/fusion-jobs/{probe}/cancel").json()["status"] == "cancelled"
 
 
 def test_cancel_stops_jobs_and_removes_only_their_checkpoints(stack: Stack, spec: dict) -> None:
@@ -261,42 +250,42 @@ def test_cancel_stops_jobs_and_removes_only_their_checkpoints(stack: Stack, spec
         removed = before - stack.stored_files()
         assert removed and all(path.is_relative_to(job_folder(stack, running["id"])) for path in removed)
         assert stack.stored_files() <= before  # and nothing new was left behind
-        wait_until(lambda: "nothing to run" in (stack.folder / "worker.log").read_text(), stack)
+        wait_until(lambda: f"job {queued['id']}: nothing to run" in worker_logs(stack), stack)
         assert job_of(client, queued["id"])["attempts"] == 0
 
 
 def test_killed_worker_resumes_from_its_checkpoint(stack: Stack, spec: dict) -> None:
     job_id, last_epoch = start_and_kill_mid_epoch(stack, spec, "resumed")
-    restart_api(stack)  # the API holds nothing of a job: a new process carries on
-    start_worker(stack)
+    stack.restart_api()  # the API holds nothing of a job: a new process carries on
+    stack.add_worker()
     assert_resumed_once(stack, job_id, "resumed", last_epoch)
 
 
 def test_killed_worker_resumes_on_the_embedded_defaults(
-    embedded: Stack, source_files: list[SourceFile], data_files: DataFiles
+    embedded_stack: Stack, source_files: list[SourceFile], data_files: DataFiles
 ) -> None:
-    spec = upload_sources(embedded, source_files, data_files)
-    job_id, last_epoch = start_and_kill_mid_epoch(embedded, spec, "resumed")
-    start_worker(embedded)
-    assert_resumed_once(embedded, job_id, "resumed", last_epoch)
+    spec = upload_sources(embedded_stack, source_files, data_files)
+    job_id, last_epoch = start_and_kill_mid_epoch(embedded_stack, spec, "resumed")
+    embedded_stack.add_worker()
+    assert_resumed_once(embedded_stack, job_id, "resumed", last_epoch)
 
 
 def test_vanished_worker_requeues_then_fails_the_job(stack: Stack, spec: dict) -> None:
     with stack.client() as client:
         job_id = client.post("/v1/fusion-jobs", json=slow(spec, "vanished", epochs=50)).json()["id"]
         wait_until(checkpointed(stack, job_id), stack, timeout=120)
-        kill_workers(stack)
+        stack.kill_workers()
         # No worker is left: the API's sweep notices the silence and puts the job back in the queue.
         wait_until(lambda: job_of(client, job_id)["status"] == "queued", stack)
         requeued = job_of(client, job_id)
         assert requeued["attempts"] == 1 and f"no heartbeat for {HEARTBEAT_TIMEOUT_S} s" in requeued["stage"]
         assert (job_folder(stack, job_id) / "checkpoint.pt").exists()
 
-        start_worker(stack)
+        stack.add_worker()
         training = {"attempts": 2, "stage": "training the fusion"}
         wait_until(lambda: job_of(client, job_id).items() >= training.items(), stack)
         assert job_of(client, job_id)["resumed_from_epoch"] >= 1
-        kill_workers(stack)
+        stack.kill_workers()
         # The second loss uses up the attempts: failed, with the reason, and its checkpoints gone.
         wait_until(lambda: job_of(client, job_id)["status"] == "failed", stack)
         failed = job_of(client, job_id)
@@ -315,18 +304,15 @@ def drop_fusion_queue(broker: redis.Redis) -> None:
 
 
 def test_a_job_whose_queue_message_was_lost_is_sent_again(stack: Stack, spec: dict) -> None:
-    kill_workers(stack)  # none may take the message before the broker loses it
+    stack.kill_workers()  # none may take the message before the broker loses it
     broker = redis.Redis.from_url(stack.env["CELERY_BROKER_URL"])
     try:
-        # Earlier tests may leave messages of finished jobs behind (the sweep re-sends a requeued job's message
-        # when no worker takes it soon enough): this test's queue starts empty.
-        drop_fusion_queue(broker)
-        with stack.client() as client:
+        with stack.client() as client:  # on a queue the `stack` fixture emptied
             job_id = client.post("/v1/fusion-jobs", json={**spec, "name": "resent"}).json()["id"]
             # One message, or more if the sweep already sent it again on a slow machine: all of them are lost.
             assert fusion_queue_length(broker) >= 1
             drop_fusion_queue(broker)
-            start_worker(stack)
+            stack.add_worker()
             final = wait_for_job(client, job_id, stack, timeout=RECOVERY_S)
             assert final["status"] == "succeeded" and final["attempts"] == 1, f"{final}\n{stack.logs()}"
     finally:

@@ -20,16 +20,19 @@ import tritonclient.http as triton
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
-from bench.http_load import model_feeds
+from fusion.onnx_runtime import model_feeds
 from service.core.config import Settings
 from service.core.errors import BadRequest
 from service.inference.batching import Batcher
 from service.inference.oip_tensors import TensorSpec, ValueCheck, from_bytes
 from service.inference.protocol import WireRequest, decode_request
 from service.inference.runtime import RuntimeModel, create_session
-from tests.service.conftest import DataFiles, SourceFile, Stack, upload_sources_and_data, wait_for_job
+from tests.helpers.jobs import CENSUS_JOB, CensusJob
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles
 
-NAME = "serving"
+NAME = CENSUS_JOB
+"""The deployment of the Census job the session shares (tests/helpers/jobs.py)."""
 
 
 # --- dynamic batching in process: a real session of a model slow enough to keep ONNX Runtime busy ---
@@ -234,17 +237,11 @@ def headers(stack: Stack) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def deployed(stack: Stack, source_files: list[SourceFile], data_files: DataFiles, tmp_path_factory) -> Path:
-    """A fused model deployed under NAME by a real job; returns the downloaded ONNX file."""
+def deployed(stack: Stack, census_job: CensusJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fused model of the shared Census job, deployed under NAME; returns the downloaded ONNX file."""
+    path = tmp_path_factory.mktemp("served") / "fused.onnx"
     with stack.client() as client:
-        uploaded = upload_sources_and_data(client, source_files, data_files, NAME)
-        spec = uploaded.job_spec(NAME, {"max_epochs": 1, "batch_size": 512, "patience": 1})
-        created = client.post("/v1/fusion-jobs", json=spec)
-        assert created.status_code == 202, created.text
-        job = wait_for_job(client, created.json()["id"], stack)
-        assert job["status"] == "succeeded", f"{job['error']}\n{stack.logs()}"
-        path = tmp_path_factory.mktemp("served") / "fused.onnx"
-        path.write_bytes(client.get(f"/v1/fusion-jobs/{job['id']}/model").content)
+        path.write_bytes(client.get(f"/v1/fusion-jobs/{census_job.job['id']}/model").content)
     return path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -12,32 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.service.conftest import SourceFile, Stack, upload_dataset, upload_model
-
-
-@contextmanager
-def nothing_stored(stack: Stack, client: httpx.Client) -> Iterator[None]:
-    """No new row in any listing and no new file under the artifact root."""
-
-    def rows() -> dict[str, set[str]]:
-        return {
-            path: {item["id"] for item in client.get(path, params={"limit": 500}).json()["items"]}
-            for path in ("/v1/models", "/v1/datasets", "/v1/fusion-jobs")
-        }
-
-    before_rows, before_files = rows(), stack.stored_files()
-    yield
-    assert rows() == before_rows
-    assert stack.stored_files() == before_files
-
-
-def refused(response: httpx.Response, status: int, *words: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    text = (body["detail"] + " " + " ".join(body.get("problems", []))).lower()
-    for word in words:
-        assert word.lower() in text, f"{word!r} not in {text!r}"
-    return body
+from tests.helpers.refusals import nothing_stored, refused
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import SourceFile, upload_dataset, upload_model
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import sys
 from dataclasses import dataclass
 
 from service.client import FuseboxClient
-from tests.service.conftest import ROOT, DataFiles, SourceFile, Stack
+from tests.helpers import ROOT
+from tests.helpers.stacks import Stack
+from tests.helpers.uploads import DataFiles, SourceFile
 
 JOB_NAME = "clientjob"
 EPOCHS = 2
