@@ -17,7 +17,7 @@ so that the deployment stays at version 1."""
 CENSUS_HYPERPARAMETERS = {"max_epochs": 2, "batch_size": 512, "patience": 1}
 
 
-def wait_for_job(client: httpx.Client, job_id: str, stack: Stack, timeout: float = 240) -> dict:
+def wait_for_job(client: httpx.Client, job_id: str, stack: Stack, timeout: float = 600) -> dict:
     """The job as the API answers once it ended (succeeded, failed or cancelled)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

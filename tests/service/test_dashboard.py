@@ -191,7 +191,7 @@ def test_job_from_the_page_live_report_and_try_it(
     assert any(h.get("accept") == "text/event-stream" for h in api_requests)
 
 
-def _watch(page: Page, stack: Stack, job_id: str, timeout: float = 150) -> tuple[list[float], dict[str, list[int]]]:
+def _watch(page: Page, stack: Stack, job_id: str, timeout: float = 600) -> tuple[list[float], dict[str, list[int]]]:
     """Samples the progress bar and the plots' point counts until the page shows the job finished."""
     deadline = time.monotonic() + timeout
     bar = page.locator("article.job .progress")

@@ -29,7 +29,7 @@ class Received:
     """time.monotonic() when the event arrived."""
 
 
-def read_events(client: httpx.Client, job_id: str, timeout: float = 180) -> list[Received]:
+def read_events(client: httpx.Client, job_id: str, timeout: float = 600) -> list[Received]:
     """The whole stream, parsed by the text/event-stream rules (the client's parser), until the server ends
     it (within `timeout` seconds, give or take one keep-alive interval)."""
     deadline = time.monotonic() + timeout
