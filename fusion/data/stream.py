@@ -92,9 +92,9 @@ def sequential_batches(source: ChunkSource, batch_size: int) -> Iterator[Batch]:
 def _concat(parts: list[Batch]) -> Batch:
     if len(parts) == 1:
         return parts[0]
-    return tuple(  # type: ignore[return-value]
-        {name: torch.cat([part[side][name] for part in parts]) for name in parts[0][side]} for side in (0, 1)
-    )
+    features = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
+    labels = {name: torch.cat([part[1][name] for part in parts]) for name in parts[0][1]}
+    return features, labels
 
 
 def _rows(batch: Batch, rows: torch.Tensor | slice) -> Batch:
