@@ -233,8 +233,7 @@ def fit(
             rows_trained += num_rows(features)
             rows_done = (epoch - 1) * train_source.rows + min(step * config.batch_size, train_source.rows)
             if on_progress is not None:
-                rate = rows_trained / max(time.perf_counter() - started, 1e-9)
-                eta = (config.max_epochs * train_source.rows - rows_done) / rate
+                rate, eta = _pace(rows_trained, started, config.max_epochs * train_source.rows - rows_done)
                 on_progress(Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / step, None, rate, eta))
             if checkpoint_path is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every_s:
                 state.partial = _PartialEpoch(steps=step, loss_sum=loss_sum)
@@ -256,8 +255,7 @@ def fit(
             state.epochs_without_improvement += 1
         state.epoch = epoch
         if on_progress is not None:
-            rate = rows_trained / max(time.perf_counter() - started, 1e-9)
-            eta = (config.max_epochs - epoch) * train_source.rows / rate if rate > 0 else None
+            rate, eta = _pace(rows_trained, started, (config.max_epochs - epoch) * train_source.rows)
             on_progress(
                 Progress(epoch, step, steps_per_epoch, config.max_epochs, loss_sum / max(step, 1), metrics, rate, eta)
             )
@@ -274,6 +272,12 @@ def fit(
         seconds=seconds,
         rows_per_second=rows_trained / seconds if seconds > 0 else 0.0,
     )
+
+
+def _pace(rows_trained: int, started: float, rows_left: int) -> tuple[float, float | None]:
+    """(rows per second in this call, seconds left at that rate); no ETA before any row is trained."""
+    rate = rows_trained / max(time.perf_counter() - started, 1e-9)
+    return rate, (rows_left / rate if rate > 0 else None)
 
 
 @dataclass

@@ -93,7 +93,7 @@ def compute_outputs(source: FusionSource, plan: LevelPlan, table: Table, folder:
     unique = list(dict.fromkeys(plan.tensors))
     output_name = source.signature.output_name
     session = create_session(with_outputs(source.model, unique))
-    files: dict[str, np.ndarray] = {}
+    files: dict[str, np.memmap] = {}
     for chunk in table.chunks:
         results = run_session(session, source.feed(table.read(chunk, source.columns)), [*unique, output_name])
         values = {f"level{i}": results[name].reshape(chunk.rows, -1) for i, name in enumerate(plan.tensors)}
