@@ -14,6 +14,7 @@ import pytest
 from fusion.akf.cache import ComponentCache
 from fusion.akf.pipeline import FusionData, FusionSettings, fuse
 from fusion.akf.sources import FusionSource, plan_levels
+from fusion.akf.validation import FusionInputError
 from fusion.data.census import CensusData
 from fusion.data.tables import FrameTable, ParquetTable
 from fusion.training import TrainConfig
@@ -56,3 +57,16 @@ def test_component_outputs_are_memory_maps_in_table_order(
     for a, b in zip((*whole.levels, whole.output), (*chunked.levels, chunked.output), strict=True):
         assert a.shape == b.shape and a.shape[0] == len(frame)
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_inputs_are_checked_chunk_by_chunk_one_problem_per_column(
+    census_small: CensusData, trained_sources: list[FusionSource]
+) -> None:
+    validation = census_small.validation.head(400).copy()
+    validation.loc[[10, 300], "education"] = [10_000, 20_000]  # in the first and the fifth chunk
+    data = FusionData(census_small.train.head(400), FrameTable(validation, chunk_rows=64))
+    with pytest.raises(FusionInputError) as error:
+        fuse(census_small.tasks, trained_sources, data, FusionSettings(training=TRAINING))
+    education = [problem for problem in error.value.problems if "'education'" in problem]
+    assert len(education) == len({source.name for source in trained_sources}), "one line per model reading it"
+    assert all("validation column 'education' has ids" in problem for problem in education)

@@ -87,12 +87,17 @@ def check_table(tasks: list[Task], sources: list[FusionSource], table: Table, sp
     ]
     columns = list(dict.fromkeys([*(column for column, _, _ in features), *(task.label for task in labelled)]))
     labels_seen = dict.fromkeys((task.name for task in labelled), 0)
+    flagged: set[tuple[str, str]] = set()  # one problem per (column, reader) is enough, however many chunks repeat it
     for chunk in table.chunks:
         frame = table.read(chunk, columns)
         for column, spec, model in features:
-            problems += _check_feature(frame[column], spec, model, split)
+            found = [] if (column, model) in flagged else _check_feature(frame[column], spec, model, split)
+            flagged |= {(column, model)} if found else set()
+            problems += found
         for task in labelled:
-            problems += _check_labels(frame[task.label], task, split)
+            found = [] if (task.label, task.name) in flagged else _check_labels(frame[task.label], task, split)
+            flagged |= {(task.label, task.name)} if found else set()
+            problems += found
             labels_seen[task.name] += int(frame[task.label].notna().sum())
     problems += [
         f"{split} label column '{task.label}' of task '{task.name}' has no labels at all"
