@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
-import pandas as pd
 
 from fusion.akf.pipeline import FusionData, FusionSettings
 from fusion.akf.sources import FusionSource
-from fusion.data.files import split_validation
+from fusion.data.tables import ParquetTable, Table, split_table
 from fusion.intake import InputSpec, LoadedModel, ModelSignature
 from fusion.tasks import Task
 from service.jobs.lifecycle import JobInputs, StoredSource
@@ -36,13 +35,14 @@ def engine_inputs(job: JobInputs, device: str | None) -> EngineInputs:
         for task in spec.tasks
         for ref in task.models
     ]
-    train = pd.read_parquet(job.train)
+    # Parquet tables are read chunk by chunk (row group by row group) by the engine: never whole.
+    train: Table = ParquetTable(job.train)
     if job.validation is not None:
-        validation = pd.read_parquet(job.validation)
+        validation: Table = ParquetTable(job.validation)
     else:
         assert spec.validation_fraction is not None, "JobCreate asks for a validation dataset or a fraction"
-        train, validation = split_validation(train, spec.validation_fraction, spec.hyperparameters.seed)
-    test = pd.read_parquet(job.test) if job.test is not None else None
+        train, validation = split_table(train, spec.validation_fraction, spec.hyperparameters.seed)
+    test = ParquetTable(job.test) if job.test is not None else None
     tasks = [task.to_task() for task in spec.tasks]
     return EngineInputs(tasks, sources, FusionData(train, validation, test), FusionSettings.from_plan(spec, device))
 

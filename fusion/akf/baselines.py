@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
+from fusion.data.tables import Table
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
-from fusion.zoo import build_multitask_model, frame_tensors, train_model
+from fusion.zoo import build_multitask_model, schema_source, train_model
 
 
 @dataclass
@@ -23,7 +23,7 @@ class BaselineResult:
     trainable_parameters: int
 
 
-def baseline_schema(sources: list[FusionSource], frames: dict[str, pd.DataFrame]) -> FeatureSchema:
+def baseline_schema(sources: list[FusionSource], tables: dict[str, Table]) -> FeatureSchema:
     """The union of the source models' one-column inputs; id ranges from the models or the data."""
     categorical: dict[str, int] = {}
     dense: list[str] = []
@@ -33,21 +33,33 @@ def baseline_schema(sources: list[FusionSource], frames: dict[str, pd.DataFrame]
                 continue
             (column,) = source.columns_of(spec.name)
             if spec.kind == "categorical":
-                seen = max(int(frame[column].max()) for frame in frames.values()) + 1
-                categorical[column] = max(categorical.get(column, 0), spec.cardinality or 0, seen)
+                categorical[column] = max(categorical.get(column, 0), spec.cardinality or 0)
             elif column not in dense:
                 dense.append(column)
+    for column, seen in _largest_ids(tables, list(categorical)).items():
+        categorical[column] = max(categorical[column], seen + 1)
     return FeatureSchema(
         categorical=tuple(CategoricalFeature(name, size) for name, size in categorical.items()),
         dense=tuple(dense),
     )
 
 
+def _largest_ids(tables: dict[str, Table], columns: list[str]) -> dict[str, int]:
+    """Each column's largest value over every split, in one pass over the chunks."""
+    largest = dict.fromkeys(columns, 0)
+    for table in tables.values() if columns else ():
+        for chunk in table.chunks:
+            frame = table.read(chunk, columns)
+            for column in columns:
+                largest[column] = max(largest[column], int(frame[column].max()))
+    return largest
+
+
 def train_baseline(
     kind: str,
     tasks: list[Task],
     sources: list[FusionSource],
-    splits: dict[str, pd.DataFrame],
+    splits: dict[str, Table],
     config: TrainConfig,
     *,
     should_cancel: CancelCheck | None = None,
@@ -59,8 +71,8 @@ def train_baseline(
     )
     model.cpu()
     predictions = {
-        split: predict(model, frame_tensors(frame, schema, tasks)[0], tasks)
-        for split, frame in splits.items()
+        split: predict(model, schema_source(table, schema, tasks), tasks)
+        for split, table in splits.items()
         if split != "train"
     }
     return BaselineResult(

@@ -2,9 +2,12 @@
 
 The `frozen` strategy trains only the fusion network, so the source components' outputs never change:
 they are computed in one pass over the data and reused by every epoch, and, with a cache directory,
-by every later job on the same data and model. Entries are large (rows x the widths of the fused
-components, in float32), so a cache directory holds at most `max_bytes`: storing an entry evicts the
-least recently used others.
+by every later job on the same data and model. They are computed chunk by chunk and written into
+memory-mapped .npy files (one per fusion level, one for the source's output, rows in the table's
+order), so neither computing nor reading them needs the whole array in memory. Entries are large
+(rows x the widths of the fused components, in float32), so a cache directory holds at most
+`max_bytes`: storing an entry evicts the least recently used others. Without a cache directory, a job
+keeps its entries in a temporary folder (`component_store`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,84 +25,103 @@ import numpy as np
 import pandas as pd
 
 from fusion.akf.sources import FusionSource, LevelPlan
+from fusion.data.tables import Table, as_table
 from fusion.onnx_runtime import create_session, run_session, with_outputs
 
 
 @dataclass(frozen=True)
 class SourceOutputs:
-    """One source model on one data set: each level's component output [rows, width], and its own output."""
+    """One source model on one data set: each level's component output [rows, width], and its own
+    output, as read-only memory maps whose rows follow the table's row order."""
 
     levels: tuple[np.ndarray, ...]
     output: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return sum(values.nbytes for values in self.levels) + self.output.nbytes
 
 
 _PARTIAL = ".partial-"
 
 
 class ComponentCache:
-    """Computes SourceOutputs, keeping them on disk under `root` when one is given."""
+    """Computes SourceOutputs into files under `root` and keeps them there for later jobs."""
 
     def __init__(self, root: Path | None = None, max_bytes: int | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
 
-    def outputs(self, source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+    def outputs(self, source: FusionSource, plan: LevelPlan, data: Table | pd.DataFrame) -> SourceOutputs:
         if self.root is None:
-            return compute_outputs(source, plan, frame)
-        folder = self.root / _key(source, plan, frame)
+            raise ValueError("a ComponentCache without a root folder stores nothing; use component_store()")
+        table = as_table(data)
+        folder = self.root / _key(source, plan, table)
         try:
             outputs = _load(folder, len(plan.tensors))
             os.utime(folder)  # the folder's time orders eviction: this entry was used now
             return outputs
         except OSError:  # not stored, or evicted by another job while it was being read
             pass
-        outputs = compute_outputs(source, plan, frame)
-        _store(folder, outputs)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Written into a scratch folder and renamed into place, so readers never see half an entry.
+        scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_PARTIAL))
+        compute_outputs(source, plan, table, scratch)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another job stored the same entry first; theirs is identical
+            shutil.rmtree(scratch, ignore_errors=True)
         if self.max_bytes is not None:
             _evict(self.root, self.max_bytes, keep=folder)
-        return outputs
+        return _load(folder, len(plan.tensors))
 
 
-def compute_outputs(source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> SourceOutputs:
+@contextmanager
+def component_store(cache: ComponentCache | None) -> Iterator[ComponentCache]:
+    """`cache` when it has a folder; otherwise a cache in a temporary folder, removed on exit (open
+    memory maps stay readable until dropped: the files are only unlinked)."""
+    if cache is not None and cache.root is not None:
+        yield cache
+        return
+    with tempfile.TemporaryDirectory(prefix="fusebox-components-") as folder:
+        yield ComponentCache(Path(folder))
+
+
+def compute_outputs(source: FusionSource, plan: LevelPlan, table: Table, folder: Path) -> None:
+    """Run the source once per chunk (one session for all chunks) and write each level's component
+    output and the source's output into level{i}.npy and output.npy under `folder`."""
     unique = list(dict.fromkeys(plan.tensors))
-    session = create_session(with_outputs(source.model, unique))
     output_name = source.signature.output_name
-    results = run_session(session, source.feed(frame), [*unique, output_name])
-    flat = {name: np.ascontiguousarray(results[name].reshape(len(frame), -1), dtype=np.float32) for name in unique}
-    return SourceOutputs(
-        levels=tuple(flat[name] for name in plan.tensors),
-        output=np.ascontiguousarray(results[output_name], dtype=np.float32),
-    )
+    session = create_session(with_outputs(source.model, unique))
+    files: dict[str, np.memmap] = {}
+    for chunk in table.chunks:
+        results = run_session(session, source.feed(table.read(chunk, source.columns)), [*unique, output_name])
+        values = {f"level{i}": results[name].reshape(chunk.rows, -1) for i, name in enumerate(plan.tensors)}
+        values["output"] = results[output_name]
+        for name, array in values.items():
+            if name not in files:
+                files[name] = np.lib.format.open_memmap(
+                    folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=(table.num_rows, *array.shape[1:])
+                )
+            files[name][chunk.start : chunk.stop] = array
+    for array in files.values():
+        array.flush()
 
 
-def _key(source: FusionSource, plan: LevelPlan, frame: pd.DataFrame) -> str:
+def _key(source: FusionSource, plan: LevelPlan, table: Table) -> str:
     digest = hashlib.sha256(source.loaded.to_bytes())
     digest.update("\n".join(plan.tensors).encode())
     for spec in source.signature.inputs:
-        columns = list(source.columns_of(spec.name))
-        digest.update(f"{spec.name}={columns}".encode())
-        digest.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
+        digest.update(f"{spec.name}={list(source.columns_of(spec.name))}".encode())
+    digest.update(table.fingerprint(source.columns).encode())
     return digest.hexdigest()[:40]
 
 
 def _load(folder: Path, levels: int) -> SourceOutputs:
     return SourceOutputs(
-        levels=tuple(np.load(folder / f"level{i}.npy", allow_pickle=False) for i in range(levels)),
-        output=np.load(folder / "output.npy", allow_pickle=False),
+        levels=tuple(np.load(folder / f"level{i}.npy", mmap_mode="r") for i in range(levels)),
+        output=np.load(folder / "output.npy", mmap_mode="r"),
     )
-
-
-def _store(folder: Path, outputs: SourceOutputs) -> None:
-    """Write into a scratch folder and rename it into place, so readers never see half an entry."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_PARTIAL))
-    for i, values in enumerate(outputs.levels):
-        np.save(scratch / f"level{i}.npy", values, allow_pickle=False)
-    np.save(scratch / "output.npy", outputs.output, allow_pickle=False)
-    try:
-        scratch.rename(folder)
-    except OSError:  # another job stored the same entry first; theirs is identical
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _evict(root: Path, max_bytes: int, keep: Path) -> None:

@@ -1,5 +1,8 @@
 """One fusion job from start to end: plan, precompute, train, apply the no-regression rule, compare
-with baselines, export, verify the export, report."""
+with baselines, export, verify the export, report.
+
+Splits are chunked tables (fusion/data/tables.py): component outputs go to memory-mapped files, training
+streams batches, and scoring keeps predictions and labels only, so memory does not grow with rows."""
 
 from __future__ import annotations
 
@@ -14,14 +17,15 @@ import pandas as pd
 import torch
 
 from fusion.akf.baselines import train_baseline
-from fusion.akf.cache import ComponentCache, SourceOutputs
+from fusion.akf.cache import ComponentCache, SourceOutputs, component_store
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
 from fusion.akf.sources import FusionSource, LevelPlan, plan_levels
-from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_table
+from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_source, raw_source
 from fusion.akf.validation import check_fusion_inputs
-from fusion.data.tensor_tables import TensorTable, label_tensors
+from fusion.data.stream import ChunkSource
+from fusion.data.tables import Table, as_table, read_all, read_head
 from fusion.metrics import task_metric
 from fusion.onnx_runtime import create_session, run_session
 from fusion.spec import DEFAULT_HYPERPARAMETERS, BaselineKind, FusionPlan, Strategy
@@ -34,6 +38,8 @@ Under `frozen` both sides run the source graphs in ONNX Runtime and only the AKF
 adaptive strategies PyTorch runs the source graphs too, and float32 sums taken in another order along a
 whole chain of layers can move confident class probabilities by a few 1e-5."""
 STATISTICS_ROWS = 50_000
+EXPORT_CHECK_ROWS = 20_000
+"""Validation rows the exported model is checked on: enough to catch a wrong graph, bounded at any size."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,17 @@ class FusionSettings:
 
 @dataclass(frozen=True)
 class FusionData:
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame | None = None
+    """The splits, as chunked tables or as frames (which are wrapped in FrameTables)."""
+
+    train: Table | pd.DataFrame
+    validation: Table | pd.DataFrame
+    test: Table | pd.DataFrame | None = None
+
+    def tables(self) -> dict[str, Table]:
+        splits = {"train": as_table(self.train), "validation": as_table(self.validation)}
+        if self.test is not None:
+            splits["test"] = as_table(self.test)
+        return splits
 
 
 @dataclass
@@ -88,66 +102,73 @@ def fuse(
 ) -> FusionResult:
     started = time.perf_counter()
     stage = on_stage or (lambda message: None)
-    check_fusion_inputs(tasks, sources, data)
-    splits = {"train": data.train, "validation": data.validation}
-    if data.test is not None:
-        splits["test"] = data.test
-    scored = {split: frame for split, frame in splits.items() if split != "train"}
+    splits = data.tables()
+    check_fusion_inputs(tasks, sources, splits)
+    scored = {split: table for split, table in splits.items() if split != "train"}
+    labels = {split: read_all(table, list(dict.fromkeys(t.label for t in tasks))) for split, table in scored.items()}
 
     stage("planning fusion levels")
     plans = [plan_levels(source, settings.akf.levels) for source in sources]
     stage("computing source model outputs")
-    cache = cache or ComponentCache()
-    outputs = {
-        split: [cache.outputs(source, plan, frame) for source, plan in zip(sources, plans, strict=True)]
-        for split, frame in splits.items()
-    }
-    source_scores = _source_scores(tasks, sources, outputs, scored)
+    with component_store(cache) as store:
+        outputs = {
+            split: [store.outputs(source, plan, table) for source, plan in zip(sources, plans, strict=True)]
+            for split, table in splits.items()
+        }
+        stored_mb = sum(o.nbytes for split_outputs in outputs.values() for o in split_outputs) / 1e6
+        where = "the component cache" if store is cache else "a temporary folder, removed after the job"
+        source_scores = _source_scores(tasks, sources, outputs, labels)
 
-    layout = _layout(tasks, sources, plans)
-    strategy = Strategy(settings.strategy)
-    torch.manual_seed(settings.training.seed)
-    fusion = AKFusion(layout, settings.akf, adaptive=strategy != Strategy.FROZEN)
-    fusion.calibrate([_level_statistics(source_outputs) for source_outputs in outputs["train"]])
-    model, tables, groups = _strategy_model(strategy, fusion, sources, plans, outputs, splits, settings)
-    labels = {split: label_tensors(frame, tasks) for split, frame in splits.items()}
+        layout = _layout(tasks, sources, plans)
+        strategy = Strategy(settings.strategy)
+        torch.manual_seed(settings.training.seed)
+        fusion = AKFusion(layout, settings.akf, adaptive=strategy != Strategy.FROZEN)
+        fusion.calibrate([_level_statistics(source_outputs) for source_outputs in outputs["train"]])
+        model, batches, groups = _strategy_model(strategy, fusion, tasks, sources, plans, outputs, splits, settings)
 
-    stage("training the fusion")
-    trained = fit(
-        model,
-        tasks,
-        (tables["train"], labels["train"]),
-        (tables["validation"], labels["validation"]),
-        settings.training,
-        parameter_groups=groups,
-        on_progress=on_progress,
-        should_cancel=should_cancel,
-        checkpoint_path=checkpoint_path,
-    )
-    model.cpu()
-    fused_predictions = {split: predict(model, tables[split], tasks) for split in scored}
-    fused_scores = {task.name: _score(task, _of_task(fused_predictions, task), scored) for task in tasks}
-    fallbacks = _no_regression(tasks, sources, fused_scores, source_scores)
-
-    baseline_scores: dict[str, dict[str, Score]] = {task.name: {} for task in tasks}
-    for kind in settings.baselines:
-        stage(f"training baseline {kind}")
-        baseline = train_baseline(kind, tasks, sources, splits, settings.training, should_cancel=should_cancel)
-        for task in tasks:
-            baseline_scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), scored)
-
-    stage("exporting the fused model")
-    finetuned = _finetuned_weights(model) if isinstance(model, AdaptiveFusion) and strategy == Strategy.FINETUNE else {}
-    exported = export_fused(fusion, ExportPlan(tasks, sources, plans, strategy, fallbacks, finetuned))
-    answers = {
-        task.name: (
-            _source_prediction(task, sources[fallbacks[task.name]], outputs["validation"][fallbacks[task.name]].output)
-            if task.name in fallbacks
-            else fused_predictions["validation"][task.name]
+        stage("training the fusion")
+        trained = fit(
+            model,
+            tasks,
+            batches["train"],
+            batches["validation"],
+            settings.training,
+            parameter_groups=groups,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+            checkpoint_path=checkpoint_path,
         )
-        for task in tasks
-    }
-    export_difference = _check_export(exported, sources, data.validation, answers, EXPORT_TOLERANCE[strategy])
+        model.cpu()
+        fused_predictions = {split: predict(model, batches[split], tasks) for split in scored}
+        fused_scores = {task.name: _score(task, _of_task(fused_predictions, task), labels) for task in tasks}
+        fallbacks = _no_regression(tasks, sources, fused_scores, source_scores)
+
+        baseline_scores: dict[str, dict[str, Score]] = {task.name: {} for task in tasks}
+        for kind in settings.baselines:
+            stage(f"training baseline {kind}")
+            baseline = train_baseline(kind, tasks, sources, splits, settings.training, should_cancel=should_cancel)
+            for task in tasks:
+                baseline_scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), labels)
+
+        stage("exporting the fused model")
+        finetuned = (
+            _finetuned_weights(model) if isinstance(model, AdaptiveFusion) and strategy == Strategy.FINETUNE else {}
+        )
+        exported = export_fused(fusion, ExportPlan(tasks, sources, plans, strategy, fallbacks, finetuned))
+        checked = min(EXPORT_CHECK_ROWS, splits["validation"].num_rows)
+        answers = {
+            task.name: (
+                _source_prediction(
+                    task, sources[fallbacks[task.name]], outputs["validation"][fallbacks[task.name]].output[:checked]
+                )
+                if task.name in fallbacks
+                else fused_predictions["validation"][task.name][:checked]
+            )
+            for task in tasks
+        }
+        columns = list(dict.fromkeys(column for source in sources for column in source.columns))
+        check_frame = read_head(splits["validation"], columns, checked)
+        export_difference = _check_export(exported, sources, check_frame, answers, EXPORT_TOLERANCE[strategy])
 
     task_reports = [
         _task_report(task, sources, layout.sources_of(i), source_scores, fused_scores, fallbacks, baseline_scores)
@@ -169,6 +190,7 @@ def fuse(
         total_parameters=sum(p.numel() for p in fusion.parameters())
         + sum(source.decomposition.parameter_count for source in sources),
         export_max_abs_diff=export_difference,
+        component_outputs=f"memory-mapped on disk, {stored_mb:.1f} MB, in {where}",
     )
     return FusionResult(model=exported, report=report)
 
@@ -219,20 +241,23 @@ def _layout(tasks: list[Task], sources: list[FusionSource], plans: list[LevelPla
 def _strategy_model(
     strategy: Strategy,
     fusion: AKFusion,
+    tasks: list[Task],
     sources: list[FusionSource],
     plans: list[LevelPlan],
     outputs: dict[str, list[SourceOutputs]],
-    splits: dict[str, pd.DataFrame],
+    splits: dict[str, Table],
     settings: FusionSettings,
-) -> tuple[FrozenFusion | AdaptiveFusion, dict[str, TensorTable], list[ParameterGroup] | None]:
+) -> tuple[FrozenFusion | AdaptiveFusion, dict[str, ChunkSource], list[ParameterGroup] | None]:
+    """The model to train, the batches it reads per split, and its optimizer's parameter groups."""
     if strategy == Strategy.FROZEN:
-        return FrozenFusion(fusion), {split: frozen_table(outputs[split]) for split in splits}, None
+        batches = {split: frozen_source(outputs[split], table, tasks) for split, table in splits.items()}
+        return FrozenFusion(fusion), batches, None
     model = AdaptiveFusion(fusion, sources, plans)
-    tables = {split: _raw_inputs(sources, frame) for split, frame in splits.items()}
+    batches = {split: raw_source(sources, table, tasks) for split, table in splits.items()}
     if strategy == Strategy.ADAPTIVE:
-        return model, tables, None
+        return model, batches, None
     model.set_sources_trainable(True)
-    source_parameters = [p for stages in model.sources for p in stages.parameters() if p.requires_grad]
+    source_parameters = [p for stages in model.source_stages for p in stages.parameters() if p.requires_grad]
     groups: list[ParameterGroup] = [
         {"params": list(fusion.parameters())},
         {
@@ -240,25 +265,18 @@ def _strategy_model(
             "lr": settings.training.learning_rate * settings.finetune_learning_rate_scale,
         },
     ]
-    return model, tables, groups
+    return model, batches, groups
 
 
 def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Mean and std of each level's component output, from a fixed sample of rows: they only set the
     projections' initial scale, and a sample estimates them as well as every row would."""
-    rows = np.random.default_rng(0).permutation(len(outputs.output))[:STATISTICS_ROWS]
+    total = len(outputs.output)
+    rows = np.sort(np.random.default_rng(0).choice(total, size=min(total, STATISTICS_ROWS), replace=False))
     return [
         (torch.from_numpy(sample.mean(axis=0)), torch.from_numpy(sample.std(axis=0)))
-        for sample in (values[np.sort(rows)] for values in outputs.levels)
+        for sample in (values[rows] for values in outputs.levels)
     ]
-
-
-def _raw_inputs(sources: list[FusionSource], frame: pd.DataFrame) -> TensorTable:
-    table: TensorTable = {}
-    for source in sources:
-        for name, values in source.feed(frame).items():
-            table.setdefault(name, torch.from_numpy(values))
-    return table
 
 
 def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]]:
@@ -275,10 +293,10 @@ def _source_prediction(task: Task, source: FusionSource, output: np.ndarray) -> 
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _score(task: Task, predictions: dict[str, np.ndarray], splits: dict[str, pd.DataFrame]) -> Score:
+def _score(task: Task, predictions: dict[str, np.ndarray], labels: dict[str, pd.DataFrame]) -> Score:
     metrics = {
         split: task_metric(task, predictions[split], frame[task.label].to_numpy(dtype=np.float64))
-        for split, frame in splits.items()
+        for split, frame in labels.items()
     }
     return Score(validation=metrics["validation"], test=metrics.get("test"))
 
@@ -287,14 +305,14 @@ def _source_scores(
     tasks: list[Task],
     sources: list[FusionSource],
     outputs: dict[str, list[SourceOutputs]],
-    splits: dict[str, pd.DataFrame],
+    labels: dict[str, pd.DataFrame],
 ) -> list[Score]:
     by_name = {task.name: task for task in tasks}
     scores = []
     for i, source in enumerate(sources):
         task = by_name[source.task]
-        predictions = {split: _source_prediction(task, source, outputs[split][i].output) for split in splits}
-        scores.append(_score(task, predictions, splits))
+        predictions = {split: _source_prediction(task, source, outputs[split][i].output) for split in labels}
+        scores.append(_score(task, predictions, labels))
     return scores
 
 
@@ -318,8 +336,8 @@ def _check_export(
     expected: dict[str, np.ndarray],
     tolerance: float,
 ) -> float:
-    """The exported graph, run by ONNX Runtime, must answer what the trained model answers; returns the
-    largest difference found."""
+    """The exported graph, run by ONNX Runtime, must answer what the trained model answers on the rows
+    of `frame` (the first validation rows); returns the largest difference found."""
     feed = {}
     for source in sources:
         feed.update(source.feed(frame))

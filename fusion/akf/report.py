@@ -51,6 +51,8 @@ class FusionReport:
     total_parameters: int
     export_max_abs_diff: float = 0.0
     """Largest difference between the exported ONNX model and the trained model on validation rows."""
+    component_outputs: str = ""
+    """Where the source components' outputs were kept during the job, and their size."""
     notes: list[str] = field(default_factory=list)
 
     @property

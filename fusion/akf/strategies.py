@@ -10,15 +10,20 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from fusion.akf.cache import SourceOutputs
 from fusion.akf.model import AKFusion
 from fusion.akf.sources import FusionSource, LevelPlan
-from fusion.data.tensor_tables import TensorTable
+from fusion.data.stream import Batch, ChunkSource, table_source
+from fusion.data.tables import Chunk, Table
+from fusion.data.tensor_tables import TensorTable, label_tensors
 from fusion.graph import GraphView
 from fusion.onnx_torch import OnnxGraphModule
+from fusion.tasks import Task
 
 
 def level_key(source_index: int, level: int) -> str:
@@ -29,14 +34,35 @@ def output_key(source_index: int) -> str:
     return f"source{source_index}.output"
 
 
-def frozen_table(outputs: list[SourceOutputs]) -> TensorTable:
-    """The frozen model's input table: cached component outputs and source outputs, by key (no copies)."""
-    table: TensorTable = {}
-    for i, source_outputs in enumerate(outputs):
-        for level, values in enumerate(source_outputs.levels):
-            table[level_key(i, level)] = torch.from_numpy(values)
-        table[output_key(i)] = torch.from_numpy(source_outputs.output)
-    return table
+def frozen_source(outputs: list[SourceOutputs], table: Table, tasks: list[Task]) -> ChunkSource:
+    """The frozen model's input rows, chunk by chunk: slices of the memory-mapped component outputs
+    and source outputs, by key, with the tasks' labels read from the table."""
+    labels = list(dict.fromkeys(task.label for task in tasks))
+
+    def load(chunk: Chunk) -> Batch:
+        rows = slice(chunk.start, chunk.stop)
+        features: TensorTable = {}
+        for i, source_outputs in enumerate(outputs):
+            for level, values in enumerate(source_outputs.levels):
+                features[level_key(i, level)] = torch.from_numpy(np.array(values[rows]))
+            features[output_key(i)] = torch.from_numpy(np.array(source_outputs.output[rows]))
+        return features, label_tensors(table.read(chunk, labels), tasks)
+
+    return ChunkSource(table.chunks, load)
+
+
+def raw_source(sources: list[FusionSource], table: Table, tasks: list[Task]) -> ChunkSource:
+    """The source models' input columns, chunk by chunk: what the adaptive strategies' model reads."""
+    columns = list(dict.fromkeys(column for source in sources for column in source.columns))
+
+    def features(frame: pd.DataFrame) -> TensorTable:
+        inputs: TensorTable = {}
+        for source in sources:
+            for name, values in source.feed(frame).items():
+                inputs.setdefault(name, torch.from_numpy(values))
+        return inputs
+
+    return table_source(table, columns, features, tasks)
 
 
 class FrozenFusion(nn.Module):

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fusion.akf.sources import FusionSource
+from fusion.data.tables import Table
 from fusion.intake import InputSpec
 from fusion.tasks import Task, TaskType
-
-if TYPE_CHECKING:
-    from fusion.akf.pipeline import FusionData
 
 
 class FusionInputError(ValueError):
@@ -24,14 +21,12 @@ class FusionInputError(ValueError):
         self.problems = problems
 
 
-def check_fusion_inputs(tasks: list[Task], sources: list[FusionSource], data: FusionData) -> None:
+def check_fusion_inputs(tasks: list[Task], sources: list[FusionSource], splits: dict[str, Table]) -> None:
+    """Splits are read chunk by chunk: one pass over each, in the memory of one chunk."""
     problems = check_tasks_and_sources(tasks, sources)
     if not problems:
-        frames = {"train": data.train, "validation": data.validation}
-        if data.test is not None:
-            frames["test"] = data.test
-        for split, frame in frames.items():
-            problems += check_frame(tasks, sources, frame, split)
+        for split, table in splits.items():
+            problems += check_table(tasks, sources, table, split)
     if problems:
         raise FusionInputError(problems)
 
@@ -74,23 +69,44 @@ def check_tasks_and_sources(tasks: list[Task], sources: list[FusionSource]) -> l
     return problems
 
 
-def check_frame(tasks: list[Task], sources: list[FusionSource], frame: pd.DataFrame, split: str) -> list[str]:
+def check_table(tasks: list[Task], sources: list[FusionSource], table: Table, split: str) -> list[str]:
     """Columns present, feature values usable by every model, labels that fit their task type."""
-    if len(frame) == 0:
+    if table.num_rows == 0:
         return [f"the {split} data has no rows"]
     problems = []
+    features = []
     for source in sources:
         for spec in source.signature.inputs:
             for column in source.columns_of(spec.name):
-                if column not in frame.columns:
+                if column not in table.columns:
                     problems.append(f"the {split} data lacks column '{column}', which model '{source.name}' reads")
-                    continue
-                problems += _check_feature(frame[column], spec, source.name, split)
-    for task in tasks:
-        if task.label not in frame.columns:
-            problems.append(f"the {split} data lacks label column '{task.label}' of task '{task.name}'")
-            continue
-        problems += _check_labels(frame[task.label], task, split)
+                else:
+                    features.append((column, spec, source.name))
+    labelled = [task for task in tasks if task.label in table.columns]
+    problems += [
+        f"the {split} data lacks label column '{task.label}' of task '{task.name}'"
+        for task in tasks
+        if task not in labelled
+    ]
+    columns = list(dict.fromkeys([*(column for column, _, _ in features), *(task.label for task in labelled)]))
+    labels_seen = dict.fromkeys((task.name for task in labelled), 0)
+    flagged: set[tuple[str, str]] = set()  # one problem per (column, reader) is enough, however many chunks repeat it
+    for chunk in table.chunks:
+        frame = table.read(chunk, columns)
+        for column, spec, model in features:
+            found = [] if (column, model) in flagged else _check_feature(frame[column], spec, model, split)
+            flagged |= {(column, model)} if found else set()
+            problems += found
+        for task in labelled:
+            found = [] if (task.label, task.name) in flagged else _check_labels(frame[task.label], task, split)
+            flagged |= {(task.label, task.name)} if found else set()
+            problems += found
+            labels_seen[task.name] += int(frame[task.label].notna().sum())
+    problems += [
+        f"{split} label column '{task.label}' of task '{task.name}' has no labels at all"
+        for task in labelled
+        if labels_seen[task.name] == 0
+    ]
     return list(dict.fromkeys(problems))
 
 
@@ -122,8 +138,6 @@ def _check_labels(column: pd.Series, task: Task, split: str) -> list[str]:
     if np.isinf(values).any():
         return [f"{split} label column '{task.label}' has infinite values"]
     present = values[~np.isnan(values)]
-    if present.size == 0:
-        return [f"{split} label column '{task.label}' of task '{task.name}' has no labels at all"]
     if task.type == TaskType.BINARY and not np.isin(present, (0.0, 1.0)).all():
         found = sorted(set(present.tolist()) - {0.0, 1.0})[:5]
         return [f"{split} label column '{task.label}' of binary task '{task.name}' must hold 0 or 1, found {found}"]

@@ -19,7 +19,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def split_validation(frame: pd.DataFrame, fraction: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation): a random `fraction` of rows, fixed by `seed`, becomes validation."""
+    """(train, validation): a random `fraction` of rows, fixed by `seed`, becomes validation. For a frame
+    the CLI has read; the engine splits tables without reading them (fusion.data.tables.split_table)."""
     rows = np.random.default_rng(seed).permutation(len(frame))
     cut = max(1, round(len(frame) * fraction))
     validation = frame.iloc[np.sort(rows[:cut])].reset_index(drop=True)

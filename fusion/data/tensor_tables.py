@@ -1,8 +1,8 @@
-"""Column tables as tensors, and shuffled mini-batches over them without per-row Python work."""
+"""Column tables as tensors (batches are cut from them in fusion/data/stream.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -40,18 +40,3 @@ def take(table: Mapping[str, torch.Tensor], rows: torch.Tensor | slice) -> Tenso
 
 def to_device(table: Mapping[str, torch.Tensor], device: torch.device) -> TensorTable:
     return {name: tensor.to(device) for name, tensor in table.items()}
-
-
-def shuffled_batches(
-    features: TensorTable, labels: TensorTable, batch_size: int, generator: torch.Generator
-) -> Iterator[tuple[TensorTable, TensorTable]]:
-    """Mini-batches in a random order drawn from `generator` (so a seed fixes the order)."""
-    order = torch.randperm(num_rows(features), generator=generator)
-    for start in range(0, order.numel(), batch_size):
-        rows = order[start : start + batch_size].to(next(iter(features.values())).device)
-        yield take(features, rows), take(labels, rows)
-
-
-def sequential_batches(features: TensorTable, batch_size: int) -> Iterator[TensorTable]:
-    for start in range(0, num_rows(features), batch_size):
-        yield take(features, slice(start, start + batch_size))

@@ -1,0 +1,72 @@
+"""Frozen fusion streamed from Parquet files (several files, several row groups) matches the in-memory
+path, and keeps component outputs in memory-mapped files aligned with the table's rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fusion.akf.cache import ComponentCache
+from fusion.akf.pipeline import FusionData, FusionSettings, fuse
+from fusion.akf.sources import FusionSource, plan_levels
+from fusion.akf.validation import FusionInputError
+from fusion.data.census import CensusData
+from fusion.data.tables import FrameTable, ParquetTable
+from fusion.training import TrainConfig
+
+TRAINING = TrainConfig(batch_size=256, max_epochs=2, patience=2, device="cpu")
+
+
+def write_parquet(frame: pd.DataFrame, folder: Path, files: int = 3, row_group_size: int = 500) -> ParquetTable:
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), files)):
+        part = pa.Table.from_pandas(frame.iloc[rows], preserve_index=False)
+        pq.write_table(part, folder / f"part{i}.parquet", row_group_size=row_group_size)
+    return ParquetTable(folder)
+
+
+def test_streamed_frozen_fusion_matches_the_in_memory_path(
+    census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
+) -> None:
+    train, validation = census_small.train.head(4000), census_small.validation.head(2000)
+    streamed_data = FusionData(write_parquet(train, tmp_path / "train"), write_parquet(validation, tmp_path / "val"))
+    assert len(streamed_data.train.chunks) == 9, "three files of 1,334 rows: row groups of 500, 500 and 334"
+    settings = FusionSettings(training=TRAINING)
+    in_memory = fuse(census_small.tasks, trained_sources, FusionData(train, validation), settings)
+    streamed = fuse(census_small.tasks, trained_sources, streamed_data, settings)
+    for memory_task, streamed_task in zip(in_memory.report.tasks, streamed.report.tasks, strict=True):
+        assert streamed_task.fused.validation == pytest.approx(memory_task.fused.validation, abs=0.002)
+        assert streamed_task.sources == memory_task.sources, "source scores come from the same component outputs"
+    assert streamed.report.component_outputs.startswith("memory-mapped on disk")
+
+
+def test_component_outputs_are_memory_maps_in_table_order(
+    census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
+) -> None:
+    source = trained_sources[0]
+    plan = plan_levels(source, 3)
+    frame = census_small.validation.head(1500)
+    whole = ComponentCache(tmp_path / "whole").outputs(source, plan, FrameTable(frame, chunk_rows=5000))
+    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, write_parquet(frame, tmp_path / "pq"))
+    assert all(isinstance(values, np.memmap) for values in (*chunked.levels, chunked.output))
+    for a, b in zip((*whole.levels, whole.output), (*chunked.levels, chunked.output), strict=True):
+        assert a.shape == b.shape and a.shape[0] == len(frame)
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_inputs_are_checked_chunk_by_chunk_one_problem_per_column(
+    census_small: CensusData, trained_sources: list[FusionSource]
+) -> None:
+    validation = census_small.validation.head(400).copy()
+    validation.loc[[10, 300], "education"] = [10_000, 20_000]  # in the first and the fifth chunk
+    data = FusionData(census_small.train.head(400), FrameTable(validation, chunk_rows=64))
+    with pytest.raises(FusionInputError) as error:
+        fuse(census_small.tasks, trained_sources, data, FusionSettings(training=TRAINING))
+    education = [problem for problem in error.value.problems if "'education'" in problem]
+    assert len(education) == len({source.name for source in trained_sources}), "one line per model reading it"
+    assert all("validation column 'education' has ids" in problem for problem in education)
