@@ -40,8 +40,11 @@ class JobReporter:
         if progress.validation is None and now - self._last_write < self.interval_s:
             return
         self._last_write = now
+        pace = lifecycle.TrainingPace(
+            progress.fraction_done, progress.epoch, progress.rows_per_second or None, progress.eta_seconds
+        )
         if progress.validation is None:
-            lifecycle.record_progress(self.job_id, self.attempt, progress.fraction_done, progress.epoch)
+            lifecycle.record_progress(self.job_id, self.attempt, pace)
             return
         self._metrics[progress.epoch] = {
             "epoch": progress.epoch,
@@ -49,7 +52,7 @@ class JobReporter:
             "validation": {task: _finite(value) for task, value in progress.validation.items()},
         }
         metrics = [self._metrics[epoch] for epoch in sorted(self._metrics)]
-        lifecycle.record_progress(self.job_id, self.attempt, progress.fraction_done, progress.epoch, metrics)
+        lifecycle.record_progress(self.job_id, self.attempt, pace, metrics)
 
     def stage(self, message: str) -> None:
         """The engine moves to its next stage: a point to stop at, outside the training loop too."""

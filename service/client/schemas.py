@@ -156,6 +156,8 @@ class Job(_Answer):
     progress: float = Field(description="Percent of training done.")
     epoch: int
     max_epochs: int
+    rows_per_second: float | None = None
+    eta_seconds: float | None = None
     metrics: list[EpochMetrics]
     error: str | None
     report: dict[str, Any] | None

@@ -41,6 +41,9 @@ class Event:
         return f"event: {self.name}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n"
 
 
+PROGRESS_FIELDS = ("progress", "epoch", "max_epochs", "rows_per_second", "eta_seconds")
+
+
 @dataclass
 class JobWatch:
     """What the client has been told so far; `changes` compares a fresh reading of the row with it."""
@@ -55,10 +58,10 @@ class JobWatch:
         if status != self.status:
             self.status = status
             events.append(Event("status", _fields(job, "status", "stage", "attempts", "cancel_requested")))
-        progress = (job.progress, job.epoch, job.max_epochs)
-        if progress != self.progress:
-            self.progress = progress
-            events.append(Event("progress", _fields(job, "progress", "epoch", "max_epochs")))
+        progress = _fields(job, *PROGRESS_FIELDS)
+        if tuple(progress.values()) != self.progress:
+            self.progress = tuple(progress.values())
+            events.append(Event("progress", progress))
         for entry in job.metrics:
             metrics = entry.model_dump()
             if self.epochs.get(entry.epoch) != metrics:

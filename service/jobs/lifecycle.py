@@ -138,11 +138,30 @@ def recorded_metrics(job_id: uuid.UUID) -> list[dict[str, Any]]:
         return session.scalar(select(FusionJob.metrics).where(FusionJob.id == job_id)) or []
 
 
+@dataclass(frozen=True)
+class TrainingPace:
+    """Where training stands: the fraction of its steps done, the epoch, and the pace so far."""
+
+    fraction_done: float
+    epoch: int
+    rows_per_second: float | None
+    eta_seconds: float | None
+
+
+ENDED = {"eta_seconds": None}
+"""An ended job has no time left; its last pace stays as a record of how fast it trained."""
+
+
 def record_progress(
-    job_id: uuid.UUID, attempt: int, progress: float, epoch: int, metrics: list[dict[str, Any]] | None = None
+    job_id: uuid.UUID, attempt: int, pace: TrainingPace, metrics: list[dict[str, Any]] | None = None
 ) -> None:
     """`metrics`, when given, replaces the per-epoch metrics: one entry per finished epoch."""
-    values: dict[str, object] = {"progress": progress, "epoch": epoch}
+    values: dict[str, object] = {
+        "progress": pace.fraction_done,
+        "epoch": pace.epoch,
+        "rows_per_second": pace.rows_per_second,
+        "eta_seconds": pace.eta_seconds,
+    }
     if metrics is not None:
         values["metrics"] = metrics
     _write(job_id, attempt, values)
@@ -182,7 +201,7 @@ def publish(
                 succeeded = session.execute(
                     update(FusionJob)
                     .where(*held_by(job_id, attempt), ~FusionJob.cancel_requested)
-                    .values(status=JobStatus.SUCCEEDED, progress=1.0, stage="deployed", finished_at=utcnow())
+                    .values(**ENDED, status=JobStatus.SUCCEEDED, progress=1.0, stage="deployed", finished_at=utcnow())
                 ).rowcount
                 if not succeeded:
                     raise NotHeld
@@ -227,7 +246,7 @@ def _finish(job_id: uuid.UUID, attempt: int, status: JobStatus, error: str | Non
         ended = session.execute(
             update(FusionJob)
             .where(*held_by(job_id, attempt))
-            .values(status=status, error=error, stage=status.value, finished_at=utcnow())
+            .values(**ENDED, status=status, error=error, stage=status.value, finished_at=utcnow())
         ).rowcount
     return bool(ended)
 

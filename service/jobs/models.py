@@ -73,6 +73,10 @@ class FusionJob(TenantOwned, Base):
     """Written about once a second by the worker running the job; a stale one means the worker is gone."""
     resumed_from_epoch: Mapped[int | None]
     """The last epoch checkpoint a later attempt started from, when one did."""
+    rows_per_second: Mapped[float | None]
+    """Training rows per second so far in the running attempt."""
+    eta_seconds: Mapped[float | None]
+    """Training time left at that pace, were every epoch to run (early stopping only shortens it)."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -98,6 +98,10 @@ class JobOut(ApiModel):
     stage: str | None
     progress: float = Field(description="Percent of training done (100 once the job succeeded).")
     epoch: int
+    rows_per_second: float | None = Field(description="Training rows per second so far in the running attempt.")
+    eta_seconds: float | None = Field(
+        description="Training time left at that pace were every epoch to run; early stopping only shortens it."
+    )
     max_epochs: int
     metrics: list[EpochMetrics]
     error: str | None

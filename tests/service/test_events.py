@@ -81,6 +81,10 @@ def test_stream_follows_a_running_job_to_completion(followed: tuple[dict, list[R
     percents = [entry["progress"] for entry in progress]
     assert percents == sorted(percents) and percents[-1] == 100.0 and len(set(percents)) >= 3
     assert all(a != b for a, b in pairwise(progress)), "only changes are sent"
+    # While training, the pace: rows per second and the time left, which shrinks to none at the end.
+    paced = [entry for entry in progress if 0 < entry["progress"] < 100 and entry["rows_per_second"]]
+    assert paced and all(entry["rows_per_second"] > 0 and entry["eta_seconds"] >= 0 for entry in paced)
+    assert progress[-1]["eta_seconds"] is None and job["rows_per_second"] > 0
 
     done = events[-1].data
     assert done["id"] == job["id"] and done["status"] == "succeeded"
@@ -98,7 +102,10 @@ def test_stream_of_a_finished_job_replays_it_and_ends(stack: Stack, followed: tu
     assert time.monotonic() - started < 5
     assert [event.event for event in events] == ["status", "progress"] + ["epoch"] * job["epoch"] + ["done"]
     assert events[0].data == {"status": "succeeded", "stage": job["stage"], "attempts": 1, "cancel_requested": False}
-    assert events[1].data == {"progress": 100.0, "epoch": job["epoch"], "max_epochs": job["max_epochs"]}
+    assert events[1].data == {
+        "progress": 100.0, "epoch": job["epoch"], "max_epochs": job["max_epochs"],
+        "rows_per_second": job["rows_per_second"], "eta_seconds": None,
+    }  # fmt: skip
     assert events[-1].data == job
 
 

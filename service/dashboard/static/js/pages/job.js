@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { facts, h, message, replace } from "../dom.js";
 import { readEvents } from "../events.js";
-import { when } from "../format.js";
+import { count, duration, when } from "../format.js";
 import { epochPlots } from "../widgets/epoch-plots.js";
 import { progressBar } from "../widgets/progress.js";
 import { reportChart, reportTable } from "../widgets/report.js";
@@ -73,8 +73,8 @@ function jobView(job, modelNames) {
     stage.textContent = text ?? "";
     cancel.hidden = FINISHED.has(status);
   };
-  const setProgress = ({ progress, epoch, max_epochs: maxEpochs }) =>
-    bar.set(progress, `${progress.toFixed(1)} % · epoch ${epoch} of ${maxEpochs}`);
+  const setProgress = ({ progress, epoch, max_epochs: maxEpochs, rows_per_second: rate, eta_seconds: eta }) =>
+    bar.set(progress, `${progress.toFixed(1)} % · epoch ${epoch} of ${maxEpochs}${pace(rate, eta)}`);
 
   setStatus(job);
   setProgress(job);
@@ -169,4 +169,10 @@ function specFacts(job, modelNames) {
     ["created", when(job.created_at)],
     ["finished", when(job.finished_at)],
   ]);
+}
+
+/** " · 41,000 rows/s · about 3 min left" while the pace is known. */
+function pace(rate, eta) {
+  if (!rate) return "";
+  return ` · ${count(Math.round(rate))} rows/s` + (eta === null || eta === undefined ? "" : ` · about ${duration(eta)} left`);
 }
