@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import httpx
 import numpy as np
@@ -178,6 +178,11 @@ def spec_differences(
             api_default, client_default = property_schema["default"], to_jsonable_python(field.default)
             if client_default != api_default:
                 differences.append(f"{at}{name}: default {api_default!r} in the API, {client_default!r} in the client")
+        api_choices, client_choices = _choices(property_schema, components), _literal_values(field.annotation)
+        if api_choices is not None and client_choices is not None and api_choices != client_choices:
+            differences.append(
+                f"{at}{name}: choices {sorted(api_choices)} in the API, {sorted(client_choices)} in the client"
+            )
         nested_model, nested_schema = _model_in(field.annotation), _object_schema(property_schema, components)
         if nested_model is not None and nested_schema is not None:
             differences += spec_differences(nested_model, nested_schema, components, f"{at}{name}.")
@@ -206,3 +211,19 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)
+
+
+def _choices(schema: dict[str, Any], components: dict[str, Any]) -> set[Any] | None:
+    """The closed set of values a property (or the items of a list property) takes, when it has one."""
+    schema = _resolved(schema, components)
+    if "enum" in schema:
+        return set(schema["enum"])
+    return _choices(schema["items"], components) if "items" in schema else None
+
+
+def _literal_values(annotation: Any) -> set[Any] | None:
+    """The values of a Literal annotation, itself or in a list."""
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
+    found = [values for arg in get_args(annotation) if (values := _literal_values(arg)) is not None]
+    return found[0] if found else None
