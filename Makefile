@@ -25,6 +25,7 @@ lint: venv
 
 test: venv chromium
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # The dashboard's browser test drives Debian's Chromium; Playwright never downloads a browser.

@@ -97,6 +97,7 @@ def _example(client: FuseboxClient, source_epochs: int, fusion_epochs: int) -> J
     job = client.wait_for_job(job.id, on_update=JobProgress(sys.stdout), poll_interval_s=0.5)
     if job.status == "succeeded":
         print(report_table(job))
+        assert job.deployment is not None  # a job succeeds once its fused model is deployed
         step(f"Inference: version {job.deployment.version} of 'census'")
         _query(client, pd.read_parquet(frames["test"]).head(4))
     return job

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fusion.intake.cardinality import find_cardinalities
 from fusion.intake.graph import check_ops, check_structure, prune_to
 from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, parse_model
-from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature
+from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature, WeightsFile
 from fusion.intake.runtime import check_and_infer_shapes, probe
 from fusion.intake.signature import canonicalize_output, choose_score, feature_dims, is_probability
 from fusion.intake.tensor_checks import check_declared_sizes, check_tensor_data, embed_external_data
@@ -26,7 +26,7 @@ __all__ = ["InputSpec", "IntakeLimits", "LoadedModel", "ModelRejected", "ModelSi
 
 def load_model(
     model_bytes: bytes,
-    weights: tuple[str, bytes] | None = None,
+    weights: WeightsFile | None = None,
     *,
     limits: IntakeLimits = IntakeLimits(),  # noqa: B008 - frozen, so a shared default is safe
     supported_ops: frozenset[str] | None = None,
@@ -34,7 +34,7 @@ def load_model(
     """Validate an uploaded model and return it canonical and self-contained, with its signature.
 
     `weights` is the companion file PyTorch's exporter writes beside the model (file name as uploaded,
-    bytes). `supported_ops` defaults to the operators the fusion engine can run.
+    bytes, read whole or mapped). `supported_ops` defaults to the operators the fusion engine can run.
     """
     check_upload_sizes(model_bytes, weights, limits)
     model = parse_model(model_bytes)

@@ -12,13 +12,13 @@ import onnx.inliner
 from google.protobuf.message import DecodeError
 
 from fusion.intake.graph import DEFAULT_DOMAINS, subgraphs
-from fusion.intake.records import IntakeLimits, ModelRejected
+from fusion.intake.records import IntakeLimits, ModelRejected, WeightsFile
 
 MIN_OPSET = 13
 _FunctionKey = tuple[str, str, str]
 
 
-def check_upload_sizes(model_bytes: bytes, weights: tuple[str, bytes] | None, limits: IntakeLimits) -> None:
+def check_upload_sizes(model_bytes: bytes, weights: WeightsFile | None, limits: IntakeLimits) -> None:
     if len(model_bytes) > limits.max_model_bytes:
         raise ModelRejected(
             f"The model file is {_size(len(model_bytes))}, above the limit of {_size(limits.max_model_bytes)}. "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Literal
 
 import onnx
 
 FeatureKind = Literal["categorical", "dense"]
+WeightsFile = tuple[str, bytes | mmap.mmap]
+"""An uploaded weights file: its name as uploaded, and its bytes (read whole, or mapped read-only)."""
 """Integer inputs are categorical ids, float inputs dense values."""
 
 

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto
 
 from fusion.intake.graph import all_graphs
-from fusion.intake.records import IntakeLimits, ModelRejected
+from fusion.intake.records import IntakeLimits, ModelRejected, WeightsFile
 
 _PROTOBUF_LIMIT = 2**31 - 1
 _T = TensorProto
@@ -91,7 +91,7 @@ def _data_bytes(tensor: TensorProto) -> int:
     return (math.prod(tensor.dims) * _BITS[tensor.data_type] + 7) // 8
 
 
-def embed_external_data(graph: onnx.GraphProto, weights: tuple[str, bytes] | None) -> None:
+def embed_external_data(graph: onnx.GraphProto, weights: WeightsFile | None) -> None:
     """Copy every externally stored tensor's bytes from the uploaded companion into the tensor itself."""
     companion = PurePosixPath(weights[0].replace("\\", "/")).name if weights else None
     referenced = False

@@ -162,17 +162,23 @@ def _fuse(args: argparse.Namespace) -> int:
     if spec.data.validation is not None:
         validation = read_table(spec.data.validation)
     else:
+        assert spec.data.validation_fraction is not None  # DataFiles asks for exactly one of the two
         train, validation = split_validation(train, spec.data.validation_fraction, spec.hyperparameters.seed)
     test = read_table(spec.data.test) if spec.data.test else None
     settings = FusionSettings.from_plan(spec, args.device)
     progress = _ProgressLine()
+
+    def stage_started(stage: str) -> None:
+        progress.end()
+        print(f"- {stage}", file=sys.stderr)
+
     result = fuse(
         tasks,
         sources,
         FusionData(train, validation, test),
         settings,
         on_progress=progress,
-        on_stage=lambda stage: (progress.end(), print(f"- {stage}", file=sys.stderr)),
+        on_stage=stage_started,
         cache=ComponentCache(args.cache) if args.cache else None,
     )
     progress.end()

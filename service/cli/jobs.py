@@ -166,11 +166,14 @@ def _task_spec(client: FuseboxClient, text: str) -> JobTaskSpec:
     if not equals or not name or not models:
         example = "NAME=MODEL,MODEL (or NAME:TYPE=... / NAME:multiclass:N=...)"
         raise CommandError("usage", f"--task '{text}': write {example}")
-    return JobTaskSpec(
-        name=name,
-        type=kind or "binary",
-        classes=classes or None,
-        models=[model_id(client, reference.strip()) for reference in models.split(",") if reference.strip()],
+    # Validated from the text as typed: the schema parses the type and the class count, and names a wrong one.
+    return JobTaskSpec.model_validate(
+        {
+            "name": name,
+            "type": kind or "binary",
+            "classes": classes or None,
+            "models": [model_id(client, reference.strip()) for reference in models.split(",") if reference.strip()],
+        }
     )
 
 

@@ -9,7 +9,9 @@ from service.client.schemas import ServerEvent
 
 
 def parse_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
-    event, data, event_id = "message", [], None
+    event = "message"
+    data: list[str] = []
+    event_id: str | None = None
     for line in lines:
         if not line:
             if data:

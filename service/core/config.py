@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     )
     inference_max_body_bytes: int = Field(default=256 * 2**20, description="Largest inference request body.")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property; pydantic's documented form
     @property
     def sqlalchemy_url(self) -> str:
         """DATABASE_URL with psycopg 3 as the PostgreSQL driver (plain postgresql:// would ask for psycopg2)."""

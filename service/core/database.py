@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, String, TypeDecorator, Update, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.core.config import get_settings
@@ -90,3 +90,11 @@ def session_scope() -> Iterator[Session]:
     """One unit of work outside a request (the worker): committed at the end, rolled back on error."""
     with get_session_factory()() as session, session.begin():
         yield session
+
+
+def rows_matched(session: Session, statement: Update) -> int:
+    """Run an UPDATE; how many rows its WHERE matched. (Session.execute is typed as returning a plain Result;
+    an UPDATE without RETURNING gives a CursorResult, which has the row count.)"""
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -61,11 +61,14 @@ def _render(request: Request, code: int, message: str, problems: list[str] | Non
     return JSONResponse(body, status_code=code)
 
 
-async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+# Starlette types every handler as taking any Exception; each narrows to the class it is installed for.
+async def _service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
     return _render(request, error.status_code, error.message, error.problems)
 
 
-async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
     response = _render(request, error.status_code, str(error.detail))
     response.headers.update(error.headers or {})
     if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
@@ -87,7 +90,8 @@ def _allowed_methods(request: Request) -> set[str]:
     }
 
 
-async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
     if not _is_inference(request):
         detail = jsonable_encoder(error.errors())
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

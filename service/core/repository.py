@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ def list_owned(
     tenant_id: str,
     page: Page,
     *conditions: ColumnElement[bool],
-    then_by: Sequence[ColumnElement[object]] = (),
+    then_by: Sequence[ColumnElement[Any]] = (),
 ) -> Sequence[Owned]:
     """The tenant's rows that meet `conditions`, newest first (ties ordered by `then_by`), one page of them."""
     query = (

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from service.core.config import get_settings
 
@@ -41,7 +41,7 @@ class SizeLimitExceeded(Exception):
 class StagedFile:
     """A temporary file that hashes and counts what is written to it, and refuses to grow past a limit."""
 
-    def __init__(self, handle: BinaryIO, path: Path, limit: int | None) -> None:
+    def __init__(self, handle: IO[bytes], path: Path, limit: int | None) -> None:
         self._handle = handle
         self.path = path
         self.limit = limit

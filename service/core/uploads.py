@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from service.core.config import Settings, get_settings
 from service.core.errors import BadRequest, TooLarge, Unprocessable
 from service.core.storage import ArtifactStore, SizeLimitExceeded, StagedFile, get_store
+
+if TYPE_CHECKING:  # python-multipart defines its callbacks' TypedDict for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 FormModel = TypeVar("FormModel", bound=BaseModel)
@@ -58,7 +61,7 @@ class _FormReader:
         self._header_value = b""
         self._disposition = b""
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._on_part_begin,
             "on_part_data": self._on_part_data,

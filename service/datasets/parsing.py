@@ -77,6 +77,7 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
             raise _too_many_values(f"more than {most_rows:,} rows of {len(header):,} columns", limits.max_cells)
         return frame
     except pd.errors.ParserWarning:
+        assert header  # only read_csv warns, and it runs once the header was read and found non-empty
         raise Unprocessable(
             f"Some rows have more fields than the header's {len(header)} columns. "
             "Give every row exactly one value per column (quote values that contain commas)."

@@ -177,7 +177,7 @@ def from_bytes(
     bytes (`tensor_bytes`: all of theirs, in input order). Consecutive inputs of one datatype and shape lie
     side by side: each such run is read in one numpy call, each input a view of its row (per input, the calls
     cost more than the model)."""
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     start = 0
     for (datatype, shape), run in groupby(inputs, key=lambda tensor: (tensor.datatype, tensor.shape)):
         tensors = list(run)
@@ -239,7 +239,7 @@ class ValueCheck:
                 )
 
 
-def _locate(feeds: dict[str, np.ndarray], names: list[str], position: int) -> tuple[str, int]:
+def _locate(feeds: Mapping[str, np.ndarray], names: list[str], position: int) -> tuple[str, int]:
     """Which input, and where in it, the `position`-th value of their concatenation is."""
     for name in names:
         if position < feeds[name].size:

@@ -7,6 +7,8 @@ own threads. The other routes are plain functions, which FastAPI runs in its thr
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
@@ -33,7 +35,9 @@ from service.tenants.dependencies import TenantId
 oip = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
 predict_router = APIRouter(prefix="/v1", tags=["inference"])
 
-NOT_FOUND = {404: {"description": "No such deployment", "content": {"application/json": {"example": {"error": "..."}}}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such deployment", "content": {"application/json": {"example": {"error": "..."}}}}
+}
 INFER_BODY = {
     "requestBody": {
         "required": True,
@@ -47,7 +51,7 @@ INFER_BODY = {
     }
 }
 """The body is read raw (it may carry binary tensors), so its schema is given to the docs by hand."""
-BAD_INPUT = {
+BAD_INPUT: dict[int | str, dict[str, Any]] = {
     400: {
         "description": "The inputs do not fit the model",
         "content": {"application/json": {"example": {"error": "..."}}},

@@ -67,7 +67,9 @@ async def infer(
     """An OIP v2 request body in, the response body out (with its JSON header's length when binary)."""
     started = time.perf_counter()
     served = await resolve(tenant_id, name, version)
-    model = runtimes.peek(served.sha256) or await run_in_threadpool(runtimes.get, served.sha256)
+    model = runtimes.peek(served.sha256)
+    if model is None:
+        model = await run_in_threadpool(runtimes.get, served.sha256)
     max_rows = settings.max_inference_rows
     if len(body) > _OFFLOAD_BYTES:
         prepared = await run_in_threadpool(prepare, model, body, header_length, max_rows)

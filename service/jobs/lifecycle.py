@@ -23,7 +23,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.core.config import Settings
-from service.core.database import get_engine, session_scope, utcnow
+from service.core.database import get_engine, rows_matched, session_scope, utcnow
 from service.core.storage import ArtifactStore, StoredFile
 from service.datasets.models import Dataset
 from service.deployments.models import FusedModel
@@ -127,8 +127,8 @@ def load_inputs(job_id: uuid.UUID, store: ArtifactStore) -> JobInputs:
                 for row in job.sources
             },
             train=datasets[job.dataset_id],
-            validation=datasets.get(job.validation_dataset_id),
-            test=datasets.get(job.test_dataset_id),
+            validation=datasets.get(job.validation_dataset_id) if job.validation_dataset_id is not None else None,
+            test=datasets.get(job.test_dataset_id) if job.test_dataset_id is not None else None,
         )
 
 
@@ -198,11 +198,12 @@ def publish(
     for _ in range(_DEPLOY_ATTEMPTS):
         try:
             with session_scope() as session:
-                succeeded = session.execute(
+                succeeded = rows_matched(
+                    session,
                     update(FusionJob)
                     .where(*held_by(job_id, attempt), ~FusionJob.cancel_requested)
-                    .values(**ENDED, status=JobStatus.SUCCEEDED, progress=1.0, stage="deployed", finished_at=utcnow())
-                ).rowcount
+                    .values(**ENDED, status=JobStatus.SUCCEEDED, progress=1.0, stage="deployed", finished_at=utcnow()),
+                )
                 if not succeeded:
                     raise NotHeld
                 job = session.get_one(FusionJob, job_id)
@@ -243,11 +244,12 @@ def _write(job_id: uuid.UUID, attempt: int, values: dict[str, object]) -> None:
 
 def _finish(job_id: uuid.UUID, attempt: int, status: JobStatus, error: str | None) -> bool:
     with session_scope() as session:
-        ended = session.execute(
+        ended = rows_matched(
+            session,
             update(FusionJob)
             .where(*held_by(job_id, attempt))
-            .values(**ENDED, status=status, error=error, stage=status.value, finished_at=utcnow())
-        ).rowcount
+            .values(**ENDED, status=status, error=error, stage=status.value, finished_at=utcnow()),
+        )
     return bool(ended)
 
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from service.core.config import Settings
-from service.core.database import session_scope, utcnow
+from service.core.database import rows_matched, session_scope, utcnow
 from service.core.storage import ArtifactStore
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
@@ -81,11 +81,12 @@ def _recover(
         outcome = JobStatus.QUEUED
         values = {"stage": f"requeued after its worker was lost (no heartbeat for {silence})", "enqueued_at": utcnow()}
     with session_scope() as session:
-        changed = session.execute(
+        changed = rows_matched(
+            session,
             update(FusionJob)
             .where(*held_by(job_id, attempts), stale_heartbeat(cutoff))
-            .values(status=outcome, **values)
-        ).rowcount
+            .values(status=outcome, **values),
+        )
         if changed and outcome == JobStatus.QUEUED:
             # Sent before the commit: if the queue is down, the rollback leaves the job for the next sweep.
             enqueue_fusion(job_id)
@@ -105,11 +106,12 @@ def resend_waiting_jobs(settings: Settings) -> list[uuid.UUID]:
     resent = []
     for job_id in candidates:
         with session_scope() as session:
-            claimed = session.execute(
+            claimed = rows_matched(
+                session,
                 update(FusionJob)
                 .where(FusionJob.id == job_id, FusionJob.status == JobStatus.QUEUED, waiting)
-                .values(enqueued_at=utcnow())
-            ).rowcount
+                .values(enqueued_at=utcnow()),
+            )
             if claimed:  # of several sweepers, the one whose update landed sends; before the commit, as above
                 enqueue_fusion(job_id)
                 resent.append(job_id)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.core.database import utcnow
+from service.core.database import rows_matched, utcnow
 from service.core.errors import Conflict, Unprocessable
 from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
@@ -53,8 +53,7 @@ def create_job(
     except IntegrityError:
         # Two requests with one key at the same moment: the unique constraint let the first one in.
         session.rollback()
-        earlier = _job_of_key(session, tenant_id, idempotency_key) if idempotency_key is not None else None
-        if earlier is None:
+        if idempotency_key is None or (earlier := _job_of_key(session, tenant_id, idempotency_key)) is None:
             raise
         return _replay(earlier, request, idempotency_key), False
     try:
@@ -107,11 +106,12 @@ def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: u
     Conditional updates, so that a worker claiming the job at the same moment cannot be overwritten.
     """
     job = get_job(session, tenant_id, job_id)
-    cancelled_while_queued = session.execute(
+    cancelled_while_queued = rows_matched(
+        session,
         update(FusionJob)
         .where(FusionJob.id == job.id, FusionJob.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=utcnow(), stage="cancelled")
-    ).rowcount
+        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=utcnow(), stage="cancelled"),
+    )
     session.execute(
         update(FusionJob)
         .where(FusionJob.id == job.id, FusionJob.status == JobStatus.RUNNING)

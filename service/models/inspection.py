@@ -32,7 +32,7 @@ def inspect_upload(
     with ExitStack() as stack:
         weight_bytes = (weights[0], _map(weights[1], stack)) if weights else None
         try:
-            loaded = load_model(model_file.read_bytes(), weight_bytes, limits=limits)  # type: ignore[arg-type] - mmap slices as bytes
+            loaded = load_model(model_file.read_bytes(), weight_bytes, limits=limits)
         except ModelRejected as error:
             raise Unprocessable(str(error)) from None
     _check_task(loaded, metadata)

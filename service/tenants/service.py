@@ -81,10 +81,10 @@ def revoke_key(session: Session, key: str) -> ApiKey:
         raise NotFound(f"no live API key matches {key[:PREFIX_LENGTH]!r}...: see `fusebox admin list-keys TENANT`")
     if len(matches) > 1:
         raise Conflict(f"{len(matches)} live keys start with {key!r}: give the whole key")
-    key = matches[0]
-    key.revoked_at = utcnow()
+    revoked = matches[0]
+    revoked.revoked_at = utcnow()
     session.commit()
-    return key
+    return revoked
 
 
 def tenant_of_hash(session: Session, key_hash: str) -> str | None:
