@@ -17,8 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("fusion_jobs") as table:
-        table.add_column(sa.Column("rows_per_second", sa.Float(), nullable=True))
-        table.add_column(sa.Column("eta_seconds", sa.Float(), nullable=True))
+        table.add_column(sa.Column("rows_per_second", sa.Double(), nullable=True))
+        table.add_column(sa.Column("eta_seconds", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:

@@ -236,10 +236,16 @@ class TestJobSpecs:
     def test_held_out_rows_must_not_be_the_training_rows(
         self, pg_stack: Stack, client: httpx.Client, spec: dict, datasets: dict
     ) -> None:
-        self.refused_job(
-            pg_stack, client, {**spec, "validation_dataset_id": datasets["train"]}, "'validation_dataset_id' is the "
-            "training dataset", "validation_fraction"
-        )  # fmt: skip
-        self.refused_job(pg_stack, client, {**spec, "test_dataset_id": datasets["train"]}, "'test_dataset_id' is the")
-        huge_seed = {**spec, "hyperparameters": {"max_epochs": 1, "seed": 10**30}}
-        self.refused_job(pg_stack, client, huge_seed, "seed", "less than or equal to 9223372036854775807")
+        """Field errors of the spec come as FastAPI's list of {loc, msg}: the message is in the answer's text."""
+        refusals = {
+            "validation_dataset_id": ("'validation_dataset_id' is the training dataset", "validation_fraction"),
+            "test_dataset_id": ("'test_dataset_id' is the training dataset",),
+        }
+        with nothing_stored(pg_stack, client):
+            answers = {
+                field: client.post("/v1/fusion-jobs", json={**spec, field: datasets["train"]}) for field in refusals
+            }
+            huge_seed = client.post("/v1/fusion-jobs", json={**spec, "hyperparameters": {"seed": 10**30}})
+        for field, words in refusals.items():
+            assert answers[field].status_code == 422 and all(word in answers[field].text for word in words), field
+        assert huge_seed.status_code == 422 and "less than or equal to 9223372036854775807" in huge_seed.text
