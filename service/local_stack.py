@@ -65,6 +65,7 @@ class LocalStack:
             **os.environ,
             "FUSEBOX_VAR_DIR": str(folder / "var"),
             "FUSEBOX_ARTIFACT_ROOT": str(folder / "artifacts"),
+            "FUSEBOX_DATA_ROOT": str(folder / "data"),
             "DATABASE_URL": database_url or f"sqlite:///{folder / 'var' / 'fusebox.db'}",
             "CELERY_BROKER_URL": broker_url,
             "PYTHONUNBUFFERED": "1",
@@ -96,6 +97,11 @@ class LocalStack:
     @property
     def artifacts(self) -> Path:
         return Path(self.env["FUSEBOX_ARTIFACT_ROOT"])
+
+    @property
+    def data_root(self) -> Path:
+        """Where datasets registered by reference must lie."""
+        return Path(self.env["FUSEBOX_DATA_ROOT"])
 
     @property
     def headers(self) -> dict[str, str]:

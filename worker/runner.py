@@ -42,7 +42,7 @@ def _run(reporter: JobReporter, store: ArtifactStore, settings: Settings) -> boo
     checkpoint = store.job_folder(job_id) / "checkpoint.pt"
     try:
         _note_resumption(reporter, checkpoint)
-        inputs = engine_inputs(lifecycle.load_inputs(job_id, store), settings.worker_device)
+        inputs = engine_inputs(lifecycle.load_inputs(job_id, store, settings.data), settings.worker_device)
         result = fuse(
             inputs.tasks,
             inputs.sources,

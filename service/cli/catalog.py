@@ -37,6 +37,11 @@ def register_catalog_commands(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("--name", help="default: the file name")
     upload.add_argument("--label-columns", default="", help="comma-separated; these may have missing values")
     server_command(upload, _upload_dataset)
+    add = datasets.add_parser("add", help="register Parquet files under the server's data root, read in place")
+    add.add_argument("uri", help="a Parquet file, folder or glob, relative to FUSEBOX_DATA_ROOT")
+    add.add_argument("--name", help="default: the URI")
+    add.add_argument("--label-columns", default="", help="comma-separated; these may have missing values")
+    server_command(add, _add_dataset)
     server_command(datasets.add_parser("list", help="list datasets, newest first"), _list_datasets)
     show = datasets.add_parser("show", help="one dataset: rows and column statistics")
     show.add_argument("dataset", help="dataset id or name")
@@ -73,11 +78,21 @@ def _show_model(client: FuseboxClient, args: argparse.Namespace) -> int:
 
 
 def _upload_dataset(client: FuseboxClient, args: argparse.Namespace) -> int:
-    labels = [column.strip() for column in args.label_columns.split(",") if column.strip()]
-    dataset = client.upload_dataset(args.file, args.name, labels)
+    dataset = client.upload_dataset(args.file, args.name, _labels(args))
     print(f"uploaded {dataset.name}: {dataset.id}")
     print(f"{dataset.rows:,} rows, {len(dataset.columns)} columns")
     return 0
+
+
+def _add_dataset(client: FuseboxClient, args: argparse.Namespace) -> int:
+    dataset = client.add_dataset(args.uri, args.name, _labels(args))
+    print(f"registered {dataset.name}: {dataset.id}")
+    print(f"{dataset.rows:,} rows, {len(dataset.columns)} columns, {len(dataset.files or [])} file(s) read in place")
+    return 0
+
+
+def _labels(args: argparse.Namespace) -> list[str]:
+    return [column.strip() for column in args.label_columns.split(",") if column.strip()]
 
 
 def _list_datasets(client: FuseboxClient, args: argparse.Namespace) -> int:
@@ -91,7 +106,8 @@ def _list_datasets(client: FuseboxClient, args: argparse.Namespace) -> int:
 
 def _show_dataset(client: FuseboxClient, args: argparse.Namespace) -> int:
     dataset = client.get_dataset(dataset_id(client, args.dataset))
-    print(f"{dataset.name} ({dataset.id}): {dataset.rows:,} rows, {dataset.source_format}, sha256 {dataset.sha256}")
+    where = f"sha256 {dataset.sha256}" if dataset.uri is None else f"read in place from {dataset.uri}"
+    print(f"{dataset.name} ({dataset.id}): {dataset.rows:,} rows, {dataset.source_format}, {where}")
     columns = [(c.name, c.dtype, c.missing, c.min, c.max, "yes" if c.integer_valued else "") for c in dataset.columns]
     print(format_table(("column", "dtype", "missing", "min", "max", "integer"), columns))
     return 0

@@ -100,6 +100,12 @@ class FuseboxClient:
         fields = {"label_columns": ",".join(label_columns)} | ({"name": name} if name else {})
         return self._upload("/v1/datasets", {"file": Path(path)}, fields, Dataset)
 
+    def add_dataset(self, uri: str, name: str | None = None, label_columns: Sequence[str] = ()) -> Dataset:
+        """Register Parquet files in place by reference: a file, folder or glob under the server's data root
+        (FUSEBOX_DATA_ROOT). Nothing is uploaded; a job fails if the files change after this."""
+        body = {"uri": uri, "label_columns": list(label_columns)} | ({"name": name} if name else {})
+        return Dataset.model_validate(self._json("POST", "/v1/datasets", json=body))
+
     def list_datasets(self, limit: int = 50, offset: int = 0) -> list[Dataset]:
         items = self._json("GET", "/v1/datasets", params={"limit": limit, "offset": offset})["items"]
         return [Dataset.model_validate(item) for item in items]

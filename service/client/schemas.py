@@ -90,11 +90,14 @@ class Column(_Answer):
 class Dataset(_Answer):
     id: uuid.UUID
     name: str
+    source_kind: str = "upload"
     source_format: str
     rows: int
     columns: list[Column]
-    sha256: str
-    upload_sha256: str
+    uri: str | None = None
+    files: list[dict[str, Any]] | None = None
+    sha256: str | None
+    upload_sha256: str | None
     size_bytes: int
     created_at: datetime
 

@@ -2,7 +2,7 @@
 
 The defaults are the embedded set-up: SQLite, kombu's filesystem broker and artifacts, all under ./var,
 so that the service runs with nothing else installed. Production points DATABASE_URL at PostgreSQL and
-CELERY_BROKER_URL at Redis, and FUSEBOX_ARTIFACT_ROOT at a volume every host mounts.
+CELERY_BROKER_URL at Redis, and FUSEBOX_ARTIFACT_ROOT and FUSEBOX_DATA_ROOT at volumes every host mounts.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         description="redis://host:6379/0 in production; filesystem:// keeps the queue under var_dir.",
     )
     artifact_root: Path | None = Field(default=None, description="Content-addressed files; default var_dir/artifacts.")
+    data_root: Path | None = Field(
+        default=None,
+        description="Datasets registered by reference live under it (every host mounts it); default var_dir/data.",
+    )
     migrate_on_startup: bool = True
     auth_cache_s: float = Field(
         default=2.0, ge=0, description="How long a key found valid is trusted before the database is asked again."
@@ -114,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def artifacts(self) -> Path:
         return self.artifact_root or self.var_dir / "artifacts"
+
+    @property
+    def data(self) -> Path:
+        return self.data_root or self.var_dir / "data"
 
     @property
     def local_key_file(self) -> Path:

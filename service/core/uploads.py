@@ -8,6 +8,7 @@ Staged files are removed when the request ends unless the route adopted them int
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -169,8 +170,31 @@ def form_dependency(
 
 def form_fields(model: type[FormModel], form: UploadForm) -> FormModel:
     """The form's text fields, validated; every problem named with its field."""
+    return _validated(model, form.fields)
+
+
+async def json_fields(model: type[FormModel], request: Request) -> FormModel:
+    """A small JSON body (the size of a form's text fields at most), validated like `form_fields`."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TEXT_FIELD_BYTES:
+            raise TooLarge(f"the JSON body is longer than {MAX_TEXT_FIELD_BYTES:,} bytes")
     try:
-        return model.model_validate(form.fields)
+        data = json.loads(body)
+    except ValueError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    return _validated(model, data)
+
+
+def is_json(request: Request) -> bool:
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    return content_type == b"application/json"
+
+
+def _validated(model: type[FormModel], data: object) -> FormModel:
+    try:
+        return model.model_validate(data)
     except ValidationError as error:
         problems = [
             f"{'.'.join(str(part) for part in item['loc']) or 'form'}: {item['msg']}" for item in error.errors()

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.core.errors import Unprocessable
+from service.datasets.statistics import ColumnSummary, checked_records
 
 PARQUET_MAGIC = b"PAR1"
-MAX_LISTED_VALUES = 32
-"""Columns with at most this many distinct values keep them in their statistics (labels, small ids)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def read_table(path: Path, filename: str, limits: TableLimits) -> tuple[pd.DataF
 def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
     try:
         metadata = pq.read_metadata(path)
-        _check_header(metadata.schema.to_arrow_schema().names, limits.max_columns)
+        check_header(metadata.schema.to_arrow_schema().names, limits.max_columns)
         cells = metadata.num_rows * metadata.num_columns
         if cells > limits.max_cells:
             raise _too_many_values(
@@ -66,7 +65,7 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
             header = next(csv.reader(handle), None)
         if not header:
             raise Unprocessable("The CSV file has no header row. Put the column names on the first line.")
-        _check_header(header, limits.max_columns)
+        check_header(header, limits.max_columns)
         most_rows = limits.max_cells // len(header)
         with warnings.catch_warnings():
             # Without index_col=False pandas would quietly turn an extra field into a row index.
@@ -97,67 +96,40 @@ def _too_many_values(size: str, max_cells: int) -> Unprocessable:
     )
 
 
-def _check_header(names: list[str], max_columns: int) -> None:
+def check_header(names: list[str], max_columns: int) -> None:
     if len(names) > max_columns:
         raise Unprocessable(f"The table has {len(names):,} columns; at most {max_columns:,} are accepted.")
     blank = [i + 1 for i, name in enumerate(names) if not str(name).strip()]
     if blank:
-        raise Unprocessable(f"Column(s) {_few(blank)} have no name. Give every column a name in the header.")
+        raise Unprocessable(f"Column(s) {few(blank)} have no name. Give every column a name in the header.")
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
-        raise Unprocessable(f"Column name(s) {_few(repeated)} appear more than once. Make column names unique.")
+        raise Unprocessable(f"Column name(s) {few(repeated)} appear more than once. Make column names unique.")
 
 
-def check_table(frame: pd.DataFrame, label_columns: set[str]) -> None:
-    """Rows present, every column numeric and finite, missing values only in label columns."""
+def check_table(frame: pd.DataFrame, label_columns: set[str]) -> list[dict[str, Any]]:
+    """Rows present, every column numeric and finite, missing values only in label columns; returns the
+    column statistics job validation reads, gathered on the same pass."""
     if len(frame) == 0:
         raise Unprocessable("The table has a header but no rows.")
     unknown = sorted(label_columns - set(frame.columns))
     if unknown:
-        raise Unprocessable(f"label_columns names column(s) {_few(unknown)} that the table does not have.")
+        raise Unprocessable(f"label_columns names column(s) {few(unknown)} that the table does not have.")
     text = [name for name in frame.columns if pd.api.types.is_bool_dtype(frame[name])]
     text += [name for name in frame.columns if not pd.api.types.is_numeric_dtype(frame[name])]
     if text:
         raise Unprocessable(
-            f"Column(s) {_few(text)} are not numeric. Encode categories as integer ids (0, 1, 2, ...) and "
+            f"Column(s) {few(text)} are not numeric. Encode categories as integer ids (0, 1, 2, ...) and "
             "booleans as 0/1 before uploading."
         )
-    problems = []
-    for name in frame.columns:
-        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isinf(values).any():
-            problems.append(f"column '{name}' has infinite values")
-        missing = np.isnan(values)
-        if missing.any() and name not in label_columns:
-            problems.append(
-                f"column '{name}' has {int(missing.sum()):,} missing value(s) (first in data row "
-                f"{int(np.argmax(missing)) + 1}); fill them, or list the column in label_columns if it is a label"
-            )
-    if problems:
-        raise Unprocessable("The table has values fusion cannot use.", problems)
+    summaries = []
+    for name in frame.columns:  # the whole frame as one batch
+        summary = ColumnSummary(str(name), str(frame[name].dtype))
+        summary.add(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
+        summaries.append(summary)
+    return checked_records(summaries, label_columns)
 
 
-def column_statistics(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """What job validation needs to know about each column without reading the data again."""
-    statistics = []
-    for name in frame.columns:
-        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        present = values[~np.isnan(values)]
-        distinct = np.unique(present) if present.size else present
-        statistics.append(
-            {
-                "name": str(name),
-                "dtype": str(frame[name].dtype),
-                "missing": int(values.size - present.size),
-                "min": float(present.min()) if present.size else None,
-                "max": float(present.max()) if present.size else None,
-                "integer_valued": bool(np.array_equal(present, np.round(present))),
-                "values": distinct.tolist() if distinct.size <= MAX_LISTED_VALUES else None,
-            }
-        )
-    return statistics
-
-
-def _few(items: list[Any], limit: int = 5) -> str:
+def few(items: list[Any], limit: int = 5) -> str:
     shown = ", ".join(f"'{item}'" if isinstance(item, str) else str(item) for item in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

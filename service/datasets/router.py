@@ -1,38 +1,86 @@
-"""/v1/datasets: upload (CSV or Parquet), list, detail."""
+"""/v1/datasets: upload (CSV or Parquet) or register by reference (Parquet under the data root), list, detail."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from service.core.config import get_settings
 from service.core.dependencies import AppSettings, DbSession, Store
+from service.core.errors import Unprocessable
 from service.core.schemas import Page, page_params
-from service.core.uploads import UploadForm, form_dependency, form_fields, multipart_body, require_file
+from service.core.storage import StagedFile, get_store
+from service.core.uploads import form_fields, is_json, json_fields, multipart_body, read_form, require_file
 from service.datasets import service
 from service.datasets.parsing import TableLimits
-from service.datasets.schemas import DatasetList, DatasetMetadata, DatasetOut, DatasetUploadForm
+from service.datasets.schemas import (
+    DatasetList,
+    DatasetMetadata,
+    DatasetOut,
+    DatasetReference,
+    DatasetReferenceForm,
+    DatasetUploadForm,
+)
 from service.tenants.dependencies import TenantId
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-dataset_form = form_dependency(
-    lambda settings: {"file": settings.max_dataset_bytes}, frozenset({"name", "label_columns"})
-)
+
+@dataclass(frozen=True)
+class DatasetUpload:
+    file: StagedFile
+    metadata: DatasetMetadata
+
+
+async def dataset_source(request: Request) -> AsyncIterator[DatasetUpload | DatasetReference]:
+    """A JSON body or a form with `uri` is a reference; a form with `file` is an upload, staged as it streams."""
+    if is_json(request):
+        yield await json_fields(DatasetReference, request)
+        return
+    with ExitStack() as stack:
+        limits = {"file": get_settings().max_dataset_bytes}
+        form = await read_form(request, get_store(), limits, frozenset({"name", "label_columns", "uri"}), stack)
+        if "uri" not in form.fields:
+            yield DatasetUpload(require_file(form, "file"), form_fields(DatasetMetadata, form))
+        elif form.files:
+            raise Unprocessable("send either a file or a uri, not both")
+        else:
+            yield form_fields(DatasetReference, form)
+
+
+def _request_body() -> dict[str, Any]:
+    """OpenAPI: the upload form, the reference form, or the reference as JSON."""
+    body = multipart_body(DatasetUploadForm)
+    content = body["requestBody"]["content"]
+    content["multipart/form-data"]["schema"] = {
+        "oneOf": [
+            DatasetUploadForm.model_json_schema(mode="validation"),
+            DatasetReferenceForm.model_json_schema(mode="validation"),
+        ]
+    }
+    content["application/json"] = {"schema": DatasetReference.model_json_schema(mode="validation")}
+    return body
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetOut,
-    openapi_extra=multipart_body(DatasetUploadForm),
-    summary="Upload a table (CSV or Parquet)",
-    responses={413: {"description": "The file is over the size limit"}, 422: {"description": "Unusable table"}},
+    openapi_extra=_request_body(),
+    summary="Upload a table (CSV or Parquet), or register Parquet files under the data root by reference",
+    responses={
+        413: {"description": "The file is over the size limit"},
+        422: {"description": "Unusable table, or a URI that names no usable Parquet files under the data root"},
+    },
 )
-async def upload_dataset(
-    form: Annotated[UploadForm, Depends(dataset_form)],
+async def create_dataset(
+    source: Annotated[DatasetUpload | DatasetReference, Depends(dataset_source)],
     tenant_id: TenantId,
     session: DbSession,
     store: Store,
@@ -41,11 +89,19 @@ async def upload_dataset(
     """Numeric columns only; missing values only in the columns named in `label_columns`.
 
     `curl -F file=@train.csv -F label_columns=income,never_married http://127.0.0.1:8000/v1/datasets`
+
+    By reference (nothing is copied; a job fails if the files change after this):
+    `curl -H 'Content-Type: application/json' -d '{"uri": "census/train/*.parquet"}' .../v1/datasets`
     """
-    upload = require_file(form, "file")
-    metadata = form_fields(DatasetMetadata, form)
-    limits = TableLimits(max_columns=settings.max_dataset_columns, max_cells=settings.max_dataset_cells)
-    dataset = await run_in_threadpool(service.create_dataset, session, store, tenant_id, upload, metadata, limits)
+    if isinstance(source, DatasetReference):
+        dataset = await run_in_threadpool(
+            service.register_reference, session, tenant_id, source, settings.data, settings.max_dataset_columns
+        )
+    else:
+        limits = TableLimits(max_columns=settings.max_dataset_columns, max_cells=settings.max_dataset_cells)
+        dataset = await run_in_threadpool(
+            service.create_dataset, session, store, tenant_id, source.file, source.metadata, limits
+        )
     return DatasetOut.model_validate(dataset)
 
 

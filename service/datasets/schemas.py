@@ -27,6 +27,18 @@ class DatasetMetadata(BaseModel):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
+class DatasetReference(DatasetMetadata):
+    """POST /v1/datasets without a file: Parquet data read in place under the data root."""
+
+    uri: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A Parquet file, a folder of Parquet files, or a glob, relative to FUSEBOX_DATA_ROOT "
+        "(or an absolute path or file:// URL inside it), e.g. 'census/train/*.parquet'.",
+    )
+    name: str | None = Field(default=None, max_length=255, description="Default: the URI.")
+
+
 class DatasetUploadForm(BaseModel):
     """The multipart form of POST /v1/datasets (documentation only: the route streams the body itself)."""
 
@@ -34,6 +46,14 @@ class DatasetUploadForm(BaseModel):
         description="A CSV file with a header row, or a Parquet file.", json_schema_extra={"format": "binary"}
     )
     name: str | None = Field(default=None, description="Default: the file name.")
+    label_columns: str | None = Field(default=None, description="e.g. 'income,never_married'")
+
+
+class DatasetReferenceForm(BaseModel):
+    """The multipart form of a registration by reference (documentation only)."""
+
+    uri: str = Field(description="A Parquet file, folder or glob under FUSEBOX_DATA_ROOT.")
+    name: str | None = Field(default=None, description="Default: the URI.")
     label_columns: str | None = Field(default=None, description="e.g. 'income,never_married'")
 
 
@@ -47,15 +67,24 @@ class ColumnOut(BaseModel):
     values: list[float] | None = Field(description="The distinct values, when there are at most 32.")
 
 
+class FileOut(BaseModel):
+    path: str = Field(description="Under the data root.")
+    size: int
+    mtime_ns: int
+
+
 class DatasetOut(ApiModel):
     id: uuid.UUID
     name: str
+    source_kind: str = Field(description="'upload' (stored by the service) or 'reference' (read in place).")
     source_format: str
     rows: int
     columns: list[ColumnOut]
-    sha256: str = Field(description="Of the stored Parquet file.")
-    upload_sha256: str = Field(description="Of the file as uploaded.")
-    size_bytes: int
+    uri: str | None = Field(description="A reference's URI as given.")
+    files: list[FileOut] | None = Field(description="A reference's files, with their size and mtime as registered.")
+    sha256: str | None = Field(description="Of the stored Parquet file (uploads).")
+    upload_sha256: str | None = Field(description="Of the file as uploaded (uploads).")
+    size_bytes: int = Field(description="Of the stored file, or of all referenced files.")
     created_at: datetime
 
 

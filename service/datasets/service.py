@@ -1,18 +1,21 @@
-"""Dataset business logic: validate an upload, store it as Parquet, record it; list and fetch."""
+"""Dataset business logic: validate an upload and store it as Parquet, or register Parquet files in place
+under the data root; record either; list and fetch."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
-from service.datasets import parsing
+from service.datasets import parsing, references
 from service.datasets.models import Dataset
-from service.datasets.schemas import DatasetMetadata
+from service.datasets.scanning import scan_parquet
+from service.datasets.schemas import DatasetMetadata, DatasetReference
 
 
 def create_dataset(
@@ -26,7 +29,7 @@ def create_dataset(
     upload.finish()
     filename = upload.filename or "upload"
     frame, source_format = parsing.read_table(upload.path, filename, limits)
-    parsing.check_table(frame, set(metadata.label_columns))
+    columns = parsing.check_table(frame, set(metadata.label_columns))
     with store.scratch_file(".parquet") as scratch:
         frame.to_parquet(scratch, index=False)
         stored = store.adopt_file(scratch)
@@ -38,7 +41,7 @@ def create_dataset(
         sha256=stored.sha256,
         size_bytes=stored.size,
         rows=len(frame),
-        columns=parsing.column_statistics(frame),
+        columns=columns,
     )
     try:
         session.add(dataset)
@@ -48,6 +51,29 @@ def create_dataset(
         if stored.created:
             store.delete(stored.sha256)
         raise
+    return dataset
+
+
+def register_reference(
+    session: Session, tenant_id: str, reference: DatasetReference, data_root: Path, max_columns: int
+) -> Dataset:
+    """Nothing is copied: the files' sizes and mtimes are recorded, for jobs to find them unchanged."""
+    files = references.resolve(reference.uri, data_root)
+    recorded = references.fingerprints(files, data_root)  # before reading: a later write shows as a change
+    scanned = scan_parquet(files, set(reference.label_columns), max_columns, data_root.resolve())
+    dataset = Dataset(
+        tenant_id=tenant_id,
+        name=reference.name or reference.uri,
+        source_kind="reference",
+        source_format="parquet",
+        uri=reference.uri,
+        files=recorded,
+        size_bytes=sum(entry["size"] for entry in recorded),
+        rows=scanned.rows,
+        columns=scanned.columns,
+    )
+    session.add(dataset)
+    session.commit()
     return dataset
 
 

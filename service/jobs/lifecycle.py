@@ -26,6 +26,7 @@ from service.core.config import Settings
 from service.core.database import get_engine, rows_matched, session_scope, utcnow
 from service.core.storage import ArtifactStore, StoredFile
 from service.datasets.models import Dataset
+from service.datasets.references import change_message
 from service.deployments.models import FusedModel
 from service.deployments.service import deploy, register_fused_model
 from service.jobs.models import FusionJob, JobStatus
@@ -56,16 +57,21 @@ class StoredSource:
     signature: dict[str, Any]
 
 
+class DatasetChanged(ValueError):
+    """A referenced dataset's files differ from what was registered: the job must not train on them."""
+
+
 @dataclass(frozen=True)
 class JobInputs:
-    """What a job fuses: its validated spec, its source models as stored, its datasets' Parquet files."""
+    """What a job fuses: its validated spec, its source models as stored, its datasets' Parquet files
+    (an upload's one stored file, or a reference's files)."""
 
     spec: JobCreate
     sources: dict[uuid.UUID, StoredSource]
     """By model id, as the spec's tasks name them."""
-    train: Path
-    validation: Path | None
-    test: Path | None
+    train: list[Path]
+    validation: list[Path] | None
+    test: list[Path] | None
 
 
 def heartbeat_interval_s(settings: Settings) -> float:
@@ -111,11 +117,12 @@ def heartbeat(job_id: uuid.UUID, attempt: int) -> LeaseState:
     return LeaseState.CANCEL_REQUESTED if row.cancel_requested else LeaseState.HELD
 
 
-def load_inputs(job_id: uuid.UUID, store: ArtifactStore) -> JobInputs:
+def load_inputs(job_id: uuid.UUID, store: ArtifactStore, data_root: Path) -> JobInputs:
+    """Raises DatasetChanged when a referenced dataset's files were changed or removed since registration."""
     with session_scope() as session:
         job = session.get_one(FusionJob, job_id)
         datasets = {
-            dataset.id: store.path(dataset.sha256)
+            dataset.id: _dataset_files(dataset, store, data_root)
             for dataset in session.scalars(
                 select(Dataset).where(Dataset.id.in_([job.dataset_id, job.validation_dataset_id, job.test_dataset_id]))
             )
@@ -130,6 +137,16 @@ def load_inputs(job_id: uuid.UUID, store: ArtifactStore) -> JobInputs:
             validation=datasets.get(job.validation_dataset_id) if job.validation_dataset_id is not None else None,
             test=datasets.get(job.test_dataset_id) if job.test_dataset_id is not None else None,
         )
+
+
+def _dataset_files(dataset: Dataset, store: ArtifactStore, data_root: Path) -> list[Path]:
+    if dataset.files is None:
+        assert dataset.sha256 is not None, "an uploaded dataset has its stored file"
+        return [store.path(dataset.sha256)]
+    changed = change_message(dataset.name, dataset.files, data_root)
+    if changed:
+        raise DatasetChanged(changed)
+    return [data_root / entry["path"] for entry in dataset.files]
 
 
 def recorded_metrics(job_id: uuid.UUID) -> list[dict[str, Any]]:

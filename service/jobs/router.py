@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
 from fastapi.responses import FileResponse
 
 from service.core.config import get_settings
-from service.core.dependencies import DbSession, Store
+from service.core.dependencies import AppSettings, DbSession, Store
 from service.core.schemas import Page, page_params
 from service.core.storage import get_store
 from service.jobs import service
@@ -63,11 +63,12 @@ def create_job(
     tenant_id: TenantId,
     session: DbSession,
     response: Response,
+    settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Checks, before queueing, that every column exists, labels fit their task types, and every model
     input can be fed from the data. Poll `GET /v1/fusion-jobs/{id}` for progress."""
-    job, created = service.create_job(session, tenant_id, spec, idempotency_key)
+    job, created = service.create_job(session, tenant_id, spec, settings.data, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"

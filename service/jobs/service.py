@@ -23,14 +23,14 @@ from service.jobs.validation import resolve_and_check
 
 
 def create_job(
-    session: Session, tenant_id: str, spec: JobCreate, idempotency_key: str | None = None
+    session: Session, tenant_id: str, spec: JobCreate, data_root: Path, idempotency_key: str | None = None
 ) -> tuple[FusionJob, bool]:
     """The job, and whether this request created it: False when `idempotency_key` names a job that an
     earlier request with the same spec created (a client's retry), which is returned instead."""
     request = spec.model_dump(mode="json")
     if idempotency_key is not None and (earlier := _job_of_key(session, tenant_id, idempotency_key)) is not None:
         return _replay(earlier, request, idempotency_key), False
-    resolved = resolve_and_check(session, tenant_id, spec)
+    resolved = resolve_and_check(session, tenant_id, spec, data_root)
     if resolved.problems:
         count = len(resolved.problems)
         raise Unprocessable(f"the job spec has {count} problem{'s' if count > 1 else ''}", resolved.problems)

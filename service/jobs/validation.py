@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.datasets.models import Dataset
+from service.datasets.references import change_message
 from service.jobs.schemas import JobCreate, JobTask, SourceRef
 from service.models.models import UploadedModel
 
@@ -29,10 +31,11 @@ class ResolvedJob:
     problems: list[str]
 
 
-def resolve_and_check(session: Session, tenant_id: str, spec: JobCreate) -> ResolvedJob:
+def resolve_and_check(session: Session, tenant_id: str, spec: JobCreate, data_root: Path) -> ResolvedJob:
+    """`data_root`: where referenced datasets lie, to refuse one whose files changed since registration."""
     problems: list[str] = []
     models = _load_models(session, tenant_id, spec, problems)
-    datasets = _load_datasets(session, tenant_id, spec, problems)
+    datasets = _load_datasets(session, tenant_id, spec, data_root, problems)
     problems += [
         f"task name '{name}' is used twice" for name, n in Counter(t.name for t in spec.tasks).items() if n > 1
     ]
@@ -70,7 +73,9 @@ def _load_models(
     return models
 
 
-def _load_datasets(session: Session, tenant_id: str, spec: JobCreate, problems: list[str]) -> dict[str, Dataset]:
+def _load_datasets(
+    session: Session, tenant_id: str, spec: JobCreate, data_root: Path, problems: list[str]
+) -> dict[str, Dataset]:
     datasets = {}
     for split, dataset_id in (
         ("train", spec.dataset_id),
@@ -82,6 +87,10 @@ def _load_datasets(session: Session, tenant_id: str, spec: JobCreate, problems: 
         dataset = session.get(Dataset, dataset_id)
         if dataset is None or dataset.tenant_id != tenant_id:
             problems.append(f"{split} dataset {dataset_id} does not exist")
+            continue
+        changed = change_message(dataset.name, dataset.files, data_root) if dataset.files is not None else None
+        if changed:
+            problems.append(changed)
         else:
             datasets[split] = dataset
     return datasets
