@@ -249,9 +249,9 @@ def _check_report(page: Page, report: dict) -> None:
     assert all(
         abs(height / heights[0] - value / values[0]) < 1e-3 for height, value in zip(heights, values, strict=True)
     )
-    labels = page.locator("svg.bar-chart .group .bar text:not(.value)").all_inner_texts()
+    labels = page.locator("svg.bar-chart .group .bar text:not(.value)").all_text_contents()
     assert {model for _, model, kind, _ in expected if kind == "source"} <= set(labels)
-    legend = page.locator("svg.bar-chart .legend text").all_inner_texts()
+    legend = page.locator("svg.bar-chart .legend text").all_text_contents()
     assert len(legend) == len({kind for _, _, kind, _ in expected})
 
 
