@@ -33,11 +33,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import onnx
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--contended" in sys.argv:
+    import worker  # noqa: F401  (the worker's OpenMP wait policy: read once, when torch loads)
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
 
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.cache import ComponentCache  # noqa: E402

@@ -33,7 +33,7 @@ def _affinity() -> int:
 
 def _cgroup_limit(root: Path) -> int | None:
     """ceil(quota / period) of the strictest CPU quota on this process's cgroup or its ancestors (v2
-    cpu.max, else v1 cpu.cfs_quota_us); None where no quota is set or no cgroup file can be read."""
+    cpu.max, v1 cpu.cfs_quota_us); None where no quota is set or no cgroup file can be read."""
     mount = root / "sys" / "fs" / "cgroup"
     own = _own_cgroups(root)
     limits = [_v2_limit(folder / "cpu.max") for folder in _ancestors(mount, own.get(""))]
@@ -49,11 +49,11 @@ def _own_cgroups(root: Path) -> dict[str, str]:
         lines = (root / "proc" / "self" / "cgroup").read_text().splitlines()
     except OSError:
         return {}
-    own = {}
+    own: dict[str, str] = {}
     for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(","):
-            own[controller] = path
+        fields = line.split(":", 2)
+        if len(fields) == 3:
+            own.update(dict.fromkeys(fields[1].split(","), fields[2]))
     return own
 
 

@@ -17,10 +17,10 @@ from fusion.cpus import usable_cpus
 
 
 def apply_thread_budget(limit: int = 0) -> int:
-    """Size this process's threads: the usable CPUs, at most `limit` (FUSEBOX_WORKER_THREADS; 0: none).
-    Torch's inter-op pool gets one thread: the engine never runs operators side by side. ONNX Runtime
+    """Size this process's threads: the usable CPUs, at most `limit` (FUSEBOX_WORKER_THREADS; 0: none) and
+    OMP_NUM_THREADS. Torch's inter-op pool gets one thread: the engine never runs operators side by side. ONNX Runtime
     sessions the engine creates later read FUSEBOX_ORT_THREADS (fusion/onnx_runtime.py)."""
-    budget = usable_cpus(limit)
+    budget = usable_cpus(limit, _omp_num_threads())
     os.environ["FUSEBOX_ORT_THREADS"] = str(budget)
     torch.set_num_threads(budget)
     # Settable once per process, before any inter-op work (even asking for the count starts the pool):
@@ -28,3 +28,9 @@ def apply_thread_budget(limit: int = 0) -> int:
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     return budget
+
+
+def _omp_num_threads() -> int:
+    """OMP_NUM_THREADS ("4", or "4,2" for nested levels), which torch alone would follow: a limit too."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
