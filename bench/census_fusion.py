@@ -1,11 +1,13 @@
 """Census-Income benchmark: heterogeneous source models fused with each strategy, against MMoE and PLE
 trained from scratch, all under one early-stopping rule and batch size.
 
-    .venv/bin/python bench/census_fusion.py [--strategies frozen,adaptive,finetune] [--retrain]
+    .venv/bin/python bench/census_fusion.py [--strategies frozen,adaptive,finetune] [--retrain] [--contended]
 
 Trains (or reuses, from var/bench/models) two source models per task from different families and
 exporters, fuses them, trains the baselines, prints one table, checks the targets, and writes
-bench/results/census_fusion.json.
+bench/results/census_fusion.json. With --contended it only trains the frozen fusion twice, on the worker's
+thread budget: on the machine as it is, then beside two busy processes the bench starts and stops, and
+checks that the contended training speed is at least 0.4x the quiet one.
 
 Fusion runs as the worker runs it, with a component cache on disk: the first frozen job computes the
 component outputs and stores them; a second frozen job, run after the baselines, finds them there (as a
@@ -19,19 +21,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import onnx
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--contended" in sys.argv:
+    import worker  # noqa: F401  (the worker's OpenMP wait policy: read once, when torch loads)
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
 
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.cache import ComponentCache  # noqa: E402
@@ -43,6 +51,7 @@ from fusion.metrics import task_metric  # noqa: E402
 from fusion.onnx_runtime import run_model  # noqa: E402
 from fusion.training import TrainConfig  # noqa: E402
 from fusion.zoo import build_single_task_model, export_onnx, train_model  # noqa: E402
+from worker.threads import apply_thread_budget  # noqa: E402
 
 MODELS = ROOT / "var" / "bench" / "models"
 RESULTS = ROOT / "bench" / "results"
@@ -53,6 +62,9 @@ SOURCES = [  # (family, task, exporter): two families per task, both exporters i
     ("wide_deep", "never_married", "legacy"),
 ]
 TRAINING = TrainConfig(learning_rate=1e-3, batch_size=1024, max_epochs=30, patience=2, seed=0)
+CONTENDED_EPOCHS = 3
+CONTENDED_TARGET = 0.4
+HOG_LIMIT_S = 1800
 
 
 @dataclass
@@ -71,13 +83,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--strategies", default="frozen,adaptive,finetune")
     parser.add_argument("--retrain", action="store_true", help="train the source models again")
+    parser.add_argument(
+        "--contended",
+        action="store_true",
+        help="only the frozen fusion's training speed, quiet and then beside two busy processes, on the worker's "
+        "thread budget",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    torch.set_num_threads(2)
+    if args.contended:
+        apply_thread_budget(int(os.environ.get("FUSEBOX_WORKER_THREADS") or 0))
+    else:
+        torch.set_num_threads(2)
 
     data = load_census()
     rows: list[Row] = []
     sources = [_source(data, family, task, exporter, args.retrain, rows) for family, task, exporter in SOURCES]
+    if args.contended:
+        print(_contended(data, sources))
+        return
 
     results: dict[str, FusionResult] = {}
     with tempfile.TemporaryDirectory(prefix="fusebox-bench-cache-") as folder:
@@ -108,6 +132,62 @@ def main() -> None:
             indent=2,
         )
     )
+
+
+def _contended(data: CensusData, sources: list[FusionSource]) -> str:
+    """Frozen fusion trained quiet, then beside two busy processes (workers share hosts), on the same
+    component cache (the quiet run computes the components, outside the training time measured) and
+    CONTENDED_EPOCHS epochs each. Oversubscribed or spinning threads show as a contended
+    speed far below the quiet one; the budget the worker applies is meant to keep it near a fair share."""
+    settings = FusionSettings(strategy="frozen", training=replace(TRAINING, max_epochs=CONTENDED_EPOCHS))
+    fusion_data = FusionData(data.train, data.validation, data.test)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="fusebox-bench-cache-") as folder:
+        cache = ComponentCache(Path(folder))
+        for hogs in (0, 2):
+            with _busy_processes(hogs, seconds=HOG_LIMIT_S):
+                report = fuse(data.tasks, sources, fusion_data, settings, cache=cache).report
+                load = os.getloadavg()[0]
+            runs.append((report.rows_per_second, report.training_seconds, load))
+    (quiet, quiet_s, quiet_load), (contended, contended_s, contended_load) = runs
+    ratio = contended / quiet
+    header = (
+        "threads",
+        "quiet rows/s",
+        "contended rows/s",
+        "ratio",
+        "target",
+        "train s (quiet / contended)",
+        "load 1m at the end",
+    )
+    verdict = "PASS" if ratio >= CONTENDED_TARGET else "FAIL"
+    cells = (
+        f"{torch.get_num_threads()}", f"{quiet:,.0f}", f"{contended:,.0f}", f"{ratio:.2f}x",
+        f">= {CONTENDED_TARGET}x: {verdict}", f"{quiet_s:.1f} / {contended_s:.1f}",
+        f"{quiet_load:.1f} / {contended_load:.1f}",
+    )  # fmt: skip
+    widths = [max(len(h), len(c)) for h, c in zip(header, cells, strict=True)]
+    return "\n".join(
+        [
+            "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |",
+        ]
+    )
+
+
+@contextmanager
+def _busy_processes(count: int, seconds: float) -> Iterator[None]:
+    """`count` processes spinning on a CPU each, stopped on leaving, or after `seconds` by themselves should
+    this process die first."""
+    hog = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    processes = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def _fuse(

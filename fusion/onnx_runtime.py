@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from fusion.cpus import usable_cpus
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -25,9 +27,14 @@ def providers() -> list[str]:
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """At most `threads`, FUSEBOX_ORT_THREADS and the CPUs this process may use (fusion/cpus.py), none
+    of them spinning: ONNX Runtime would otherwise start one spinning thread per core of the host, and
+    spinning threads lose their time slices to each other when the CPUs are shared."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or int(os.environ.get("FUSEBOX_ORT_THREADS", "0"))
+    options.intra_op_num_threads = usable_cpus(threads, int(os.environ.get("FUSEBOX_ORT_THREADS") or 0))
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 

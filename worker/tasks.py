@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from service.core.config import get_settings
 from service.core.storage import get_store
@@ -13,6 +13,7 @@ from service.jobs import lifecycle
 from service.jobs.queue import FUSION_TASK
 from worker.app import celery_app
 from worker.runner import run_fusion_job
+from worker.threads import apply_thread_budget
 
 
 @celery_app.task(name=FUSION_TASK)
@@ -36,3 +37,11 @@ def _stop_sweeping(**_: object) -> None:
 def _own_database_connections(**_: object) -> None:
     """A prefork child must not share the sweeper's pooled connections, which it inherited from its parent."""
     lifecycle.release_inherited_connections()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _size_threads(**_: object) -> None:
+    """Before any job: in the worker's main process (which runs the jobs with --pool=solo or threads), and
+    again in each prefork child."""
+    apply_thread_budget(get_settings().worker_threads)

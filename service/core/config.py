@@ -55,6 +55,12 @@ class Settings(BaseSettings):
 
     job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")
     worker_device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: CUDA when present.")
+    worker_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Most torch and ONNX Runtime threads a worker process runs; 0: the CPUs it may use (affinity, "
+        "cgroup quota).",
+    )
     progress_interval_s: float = Field(default=0.5, description="Least time between two progress writes of a job.")
     component_cache_max_bytes: int = Field(
         default=20 * 2**30,
@@ -64,7 +70,11 @@ class Settings(BaseSettings):
     inference_sessions: int = Field(
         default=16, description="ONNX Runtime sessions kept loaded, least recently used out."
     )
-    inference_threads: int = Field(default=0, description="Threads per inference session; 0 lets ONNX Runtime pick.")
+    inference_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Most threads per inference session; 0: the CPUs the API process may use (affinity, cgroup quota).",
+    )
     heartbeat_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -91,7 +101,10 @@ class Settings(BaseSettings):
     )
     inference_graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
     inference_inter_op_threads: int = Field(
-        default=0, ge=0, description="Threads running independent nodes side by side (parallel execution only)."
+        default=0,
+        ge=0,
+        description="Threads running independent nodes side by side (parallel execution only); at most, and by "
+        "default, inference_threads.",
     )
     inference_execution: Literal["sequential", "parallel"] = "sequential"
     inference_spinning: bool = Field(

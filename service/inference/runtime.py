@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from fusion.cpus import usable_cpus
 from fusion.intake.cardinality import find_cardinalities
 from fusion.intake.runtime import known_shapes
 from service.core.config import Settings, get_settings
@@ -99,10 +100,13 @@ class RuntimeCache:
 
 
 def session_options(settings: Settings) -> ort.SessionOptions:
+    """Threads at most the CPUs this process may use (fusion/cpus.py: affinity and cgroup quota): left at 0,
+    ONNX Runtime would start one per core of the host, however few of them a container gets."""
+    budget = usable_cpus(settings.inference_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = _OPTIMIZATION[settings.inference_graph_optimization]
-    options.intra_op_num_threads = settings.inference_threads
-    options.inter_op_num_threads = settings.inference_inter_op_threads
+    options.intra_op_num_threads = budget
+    options.inter_op_num_threads = usable_cpus(settings.inference_inter_op_threads, budget)
     options.execution_mode = _EXECUTION[settings.inference_execution]
     spinning = "1" if settings.inference_spinning else "0"
     options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
