@@ -47,7 +47,12 @@ def test_progress_reports_rows_per_second_and_an_eta() -> None:
     fit(model(), [TASK], tensor_source(*data(1000, 0), chunk_rows=130), data(300, 1), CONFIG, on_progress=seen.append)
     assert len([p for p in seen if p.validation is None]) == 2 * 20, "20 batches an epoch, 2 epochs"
     assert all(p.rows_per_second > 0 and p.eta_seconds is not None for p in seen)
-    assert seen[-1].eta_seconds == 0.0 and seen[0].eta_seconds > seen[len(seen) // 2].eta_seconds
+    # The time left is the rows left (of every epoch) at the rate so far: after step k, 2000 - 50 k rows.
+    steps = [p for p in seen if p.validation is None]
+    for done, step in enumerate(steps, start=1):
+        assert step.eta_seconds is not None
+        assert step.eta_seconds * step.rows_per_second == pytest.approx(2000 - 50 * done)
+    assert seen[-1].eta_seconds == 0.0
 
 
 def test_a_job_stopped_inside_an_epoch_resumes_there(tmp_path: Path) -> None:
