@@ -26,7 +26,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ from fusion.data.census import DENSE, CensusData, load_census  # noqa: E402
 from fusion.data.tables import ParquetTable, Table  # noqa: E402
 from fusion.intake.files import load_model_file  # noqa: E402
 from fusion.metrics import task_metric  # noqa: E402
+from fusion.training import TrainConfig  # noqa: E402
 from service.client import Dataset, FuseboxClient, Job  # noqa: E402
 from service.local_stack import LocalStack  # noqa: E402
 
@@ -115,15 +116,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000000,10000000", help="training rows per size, comma-separated")
     parser.add_argument("--folder", type=Path, help="where the stacks and tables go (default: a temporary one)")
+    parser.add_argument(
+        "--max-epochs", type=int, default=TRAINING.max_epochs, help="fewer for a quick check of the bench itself"
+    )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.rows.split(","))
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
     census_source_paths()  # before anything slow: the benchmark needs them
     census = load_census()
+    training = replace(TRAINING, max_epochs=args.max_epochs)
     with _scratch(args.folder) as folder:
-        results = [_run_size(census, rows, folder / f"rows-{rows}") for rows in sizes]
-        baseline = _mmoe(census, folder / f"rows-{sizes[-1]}")
+        results = [_run_size(census, rows, folder / f"rows-{rows}", training) for rows in sizes]
+        baseline = _mmoe(census, folder / f"rows-{sizes[-1]}", training)
     print(_table(results, baseline))
     verdicts = _targets(results, baseline)
     for line in verdicts:
@@ -135,7 +140,7 @@ def main() -> None:
                 "sizes": [asdict(result) for result in results],
                 "mmoe": asdict(baseline),
                 "targets": verdicts,
-                "settings": {**TRAINING.__dict__, "file_rows": FILE_ROWS, "row_group_rows": ROW_GROUP_ROWS},
+                "settings": {**training.__dict__, "file_rows": FILE_ROWS, "row_group_rows": ROW_GROUP_ROWS},
             },
             indent=2,
         )
@@ -287,7 +292,7 @@ def _status_bytes(pid: int, key: str) -> int:
 # One size through the stack
 
 
-def _run_size(census: CensusData, rows: int, folder: Path) -> SizeResult:
+def _run_size(census: CensusData, rows: int, folder: Path, training: TrainConfig) -> SizeResult:
     """Writes the table, then registers it and runs the job on a stack of its own."""
     service = folder / "service"
     data = service / "data" / "scale"
@@ -304,7 +309,7 @@ def _run_size(census: CensusData, rows: int, folder: Path) -> SizeResult:
         started = time.perf_counter()
         datasets = _register(client)
         registered = time.perf_counter() - started
-        job, stages = _run_job(client, f"scale-{rows}", models, datasets)
+        job, stages = _run_job(client, f"scale-{rows}", models, datasets, training)
         disk = {"data": _disk_bytes(data), "component cache": _disk_bytes(stack.artifacts / "component-cache")}
     return _size_result(rows, job, {"register": registered, **stages}, dict(memory.peaks), disk)
 
@@ -317,15 +322,19 @@ def _register(client: FuseboxClient) -> dict[str, Dataset]:
 
 
 def _run_job(
-    client: FuseboxClient, name: str, models: dict[str, list[str]], datasets: dict[str, Dataset]
+    client: FuseboxClient,
+    name: str,
+    models: dict[str, list[str]],
+    datasets: dict[str, Dataset],
+    training: TrainConfig,
 ) -> tuple[Job, dict[str, float]]:
     """The frozen job from POST to its end; the seconds of each stage, from the stage changes polled."""
     hyperparameters = {
-        "batch_size": 1024,
-        "max_epochs": TRAINING.max_epochs,
-        "patience": TRAINING.patience,
-        "learning_rate": TRAINING.learning_rate,
-        "seed": TRAINING.seed,
+        "batch_size": training.batch_size,
+        "max_epochs": training.max_epochs,
+        "patience": training.patience,
+        "learning_rate": training.learning_rate,
+        "seed": training.seed,
     }
     changes: list[tuple[float, str]] = []
     record = _stage_recorder(changes)
@@ -387,7 +396,7 @@ def _size_result(
 # MMoE from scratch
 
 
-def _mmoe(census: CensusData, folder: Path) -> BaselineResult:
+def _mmoe(census: CensusData, folder: Path, training: TrainConfig) -> BaselineResult:
     """MMoE trained from scratch in this process on the largest size's files, streamed as the worker
     streams them; its peak memory counted from a reset high-water mark (clear_refs 5)."""
     data = folder / "service" / "data" / "scale"
@@ -398,7 +407,7 @@ def _mmoe(census: CensusData, folder: Path) -> BaselineResult:
     }
     Path("/proc/self/clear_refs").write_text("5")
     started = time.perf_counter()
-    baseline = train_baseline("mmoe", census.tasks, census_sources(), splits, TRAINING)
+    baseline = train_baseline("mmoe", census.tasks, census_sources(), splits, training)
     seconds = time.perf_counter() - started
     labels = census.test
     return BaselineResult(
