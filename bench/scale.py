@@ -448,8 +448,9 @@ def _table(results: list[SizeResult], baseline: BaselineResult) -> str:
         for r in results
     ]  # fmt: skip
     cells.append(
-        (f"{baseline.rows:,}", "-", "-", "-", _seconds(baseline.training_seconds), "-", f"{baseline.seconds:.1f}",
-         f"{baseline.rows_per_second:,.0f}", "-", f"{_mb(baseline.peak_bytes)} (bench)", "-", "-", baseline.epochs,
+        (f"{baseline.rows:,} (MMoE)", "-", "-", "-", _seconds(baseline.training_seconds), "-",
+         f"{baseline.seconds:.1f}", f"{baseline.rows_per_second:,.0f}", "-", f"{_mb(baseline.peak_bytes)} (bench)",
+         "-", "-", baseline.epochs,
          "MMoE from scratch: " + "; ".join(f"{name} {auc:.4f}" for name, auc in baseline.test_auc.items()))
     )  # fmt: skip
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
