@@ -242,12 +242,14 @@ def real_stack(folder: Path) -> Iterator[LocalStack]:
 
 class PeakMemory(threading.Thread):
     """The peak resident memory of each named process and its descendants: their own high-water marks
-    (VmHWM) where they are alive to read, and the largest sum of their VmRSS seen every SAMPLE_INTERVAL_S."""
+    (VmHWM) where they are alive to read, and the largest sum of their VmRSS seen every SAMPLE_INTERVAL_S.
+    Beside it, `{name} anonymous`: the largest sum of RssAnon, what the job holds, without the file-backed
+    pages (the memory-mapped component cache) that the kernel reclaims under pressure."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         super().__init__(daemon=True)
         self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
+        self.peaks = dict.fromkeys([*pids, *(f"{name} anonymous" for name in pids)], 0)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -256,6 +258,8 @@ class PeakMemory(threading.Thread):
                 tree = _process_tree(pid)
                 hwm = max((_status_bytes(each, "VmHWM") for each in tree), default=0)
                 self.peaks[name] = max(self.peaks[name], hwm, sum(_status_bytes(each, "VmRSS") for each in tree))
+                anonymous = sum(_status_bytes(each, "RssAnon") for each in tree)
+                self.peaks[f"{name} anonymous"] = max(self.peaks[f"{name} anonymous"], anonymous)
 
     def __enter__(self) -> PeakMemory:
         self.start()
@@ -437,20 +441,21 @@ def census_sources() -> list[FusionSource]:
 
 def _table(results: list[SizeResult], baseline: BaselineResult) -> str:
     header = ("rows", "register s", "load s", "components s", "training s", "export s", "job s",
-              "train rows/s", "API peak MB", "worker peak MB", "data MB", "cache MB", "epochs",
+              "train rows/s", "API peak MB", "worker peak MB", "worker anon MB", "data MB", "cache MB", "epochs",
               "test AUC (fused; sources)")  # fmt: skip
     cells = [header] + [
         (f"{r.rows:,}", *(_seconds(r.stage_seconds.get(column)) for column in
                           ("register", "load", "components", "training", "export")),
          f"{r.job_seconds:.1f}", f"{r.rows_per_second:,.0f}", _mb(r.peak_bytes["api"]), _mb(r.peak_bytes["worker"]),
-         _mb(r.disk_bytes["data"]), _mb(r.disk_bytes["component cache"]), r.epochs,
+         _mb(r.peak_bytes["worker anonymous"]), _mb(r.disk_bytes["data"]), _mb(r.disk_bytes["component cache"]),
+         r.epochs,
          "; ".join(f"{name} {auc:.4f}" for name, auc in r.test_auc.items()))
         for r in results
     ]  # fmt: skip
     cells.append(
         (f"{baseline.rows:,} (MMoE)", "-", "-", "-", _seconds(baseline.training_seconds), "-",
          f"{baseline.seconds:.1f}", f"{baseline.rows_per_second:,.0f}", "-", f"{_mb(baseline.peak_bytes)} (bench)",
-         "-", "-", baseline.epochs,
+         "-", "-", "-", baseline.epochs,
          "MMoE from scratch: " + "; ".join(f"{name} {auc:.4f}" for name, auc in baseline.test_auc.items()))
     )  # fmt: skip
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
