@@ -101,6 +101,8 @@ class _FormReader:
             part.filename = options[b"filename"].decode("utf-8", errors="replace")
             part.staged = self.stack.enter_context(self.store.stage(limit=self.file_limits[name]))
             part.staged.filename = part.filename
+        elif name in self.file_limits:
+            raise Unprocessable(f"field '{name}' must be a file: send it as a file part with a filename")
         elif name not in self.text_fields:
             raise Unprocessable(
                 f"unexpected field '{name}'; expected {_names(self.text_fields | set(self.file_limits))}"
@@ -213,9 +215,27 @@ def multipart_body(form: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": form.model_json_schema(mode="validation")}},
+            "content": {"multipart/form-data": {"schema": inline_schema(form)}},
         }
     }
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` (enums such as TaskType) written in place: a schema placed in a
+    route's OpenAPI by hand has no `#/$defs` for such references to point to."""
+    schema = model.model_json_schema(mode="validation")
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+                return inline(definitions[node["$ref"].removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
 
 
 def _names(names: object) -> str:

@@ -34,8 +34,16 @@ def resolve(uri: str, root: Path) -> list[Path]:
             f"Unknown URI scheme '{parts.scheme}:'. Give a path relative to the data root ({root}): "
             "a Parquet file, a folder of Parquet files, or a glob such as 'train/*.parquet'."
         )
-    root = root.resolve()
-    given = Path(unquote(parts.path) if parts.scheme == "file" else uri)
+    try:
+        return _files(uri, parts.path if parts.scheme == "file" else None, root.resolve())
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte, ...
+        shown = uri if len(uri) <= 80 else f"{uri[:77]}..."
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise Unprocessable(f"'{shown}' is not a usable path ({reason}). Give a path under the data root.") from None
+
+
+def _files(uri: str, file_url_path: str | None, root: Path) -> list[Path]:
+    given = Path(unquote(file_url_path) if file_url_path is not None else uri)
     path = given if given.is_absolute() else root / given
     if GLOB_CHARACTERS & set(str(given)):
         files = [Path(match) for match in sorted(glob.glob(str(path), recursive=True)) if Path(match).is_file()]

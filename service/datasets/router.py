@@ -16,7 +16,15 @@ from service.core.dependencies import AppSettings, DbSession, Store
 from service.core.errors import Unprocessable
 from service.core.schemas import Page, page_params
 from service.core.storage import StagedFile, get_store
-from service.core.uploads import form_fields, is_json, json_fields, multipart_body, read_form, require_file
+from service.core.uploads import (
+    form_fields,
+    inline_schema,
+    is_json,
+    json_fields,
+    multipart_body,
+    read_form,
+    require_file,
+)
 from service.datasets import service
 from service.datasets.parsing import TableLimits
 from service.datasets.schemas import (
@@ -60,11 +68,11 @@ def _request_body() -> dict[str, Any]:
     content = body["requestBody"]["content"]
     content["multipart/form-data"]["schema"] = {
         "oneOf": [
-            DatasetUploadForm.model_json_schema(mode="validation"),
-            DatasetReferenceForm.model_json_schema(mode="validation"),
+            inline_schema(DatasetUploadForm),
+            inline_schema(DatasetReferenceForm),
         ]
     }
-    content["application/json"] = {"schema": DatasetReference.model_json_schema(mode="validation")}
+    content["application/json"] = {"schema": inline_schema(DatasetReference)}
     return body
 
 
@@ -80,8 +88,9 @@ def _request_body() -> dict[str, Any]:
     },
 )
 async def create_dataset(
-    source: Annotated[DatasetUpload | DatasetReference, Depends(dataset_source)],
+    # The key is checked first: no body is read for a caller without one.
     tenant_id: TenantId,
+    source: Annotated[DatasetUpload | DatasetReference, Depends(dataset_source)],
     session: DbSession,
     store: Store,
     settings: AppSettings,

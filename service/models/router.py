@@ -37,8 +37,9 @@ model_form = form_dependency(
     },
 )
 async def upload_model(
-    form: Annotated[UploadForm, Depends(model_form)],
+    # The key is checked first: no upload is staged for a caller without one.
     tenant_id: TenantId,
+    form: Annotated[UploadForm, Depends(model_form)],
     session: DbSession,
     store: Store,
     settings: AppSettings,

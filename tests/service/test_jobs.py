@@ -38,7 +38,7 @@ def spec(client: httpx.Client, source_files: list[SourceFile], data_files: DataF
     }
 
 
-def wait_until(condition, stack: Stack, timeout: float = 60) -> None:
+def wait_until(condition, stack: Stack, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -62,7 +62,7 @@ def test_cancel_queued_and_running_jobs(pg_stack: Stack, client: httpx.Client, s
 
     flagged = client.post(f"/v1/fusion-jobs/{running['id']}/cancel").json()
     assert flagged["status"] == "running" and flagged["cancel_requested"]
-    final = wait_for_job(client, running["id"], pg_stack, timeout=60)
+    final = wait_for_job(client, running["id"], pg_stack)
     assert final["status"] == "cancelled" and final["error"] is None and final["deployment"] is None
     again = client.post(f"/v1/fusion-jobs/{running['id']}/cancel")
     assert again.status_code == 202
