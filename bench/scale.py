@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import redis
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,14 +48,10 @@ from fusion.intake.files import load_model_file  # noqa: E402
 from fusion.metrics import task_metric  # noqa: E402
 from fusion.training import TrainConfig  # noqa: E402
 from service.client import Dataset, FuseboxClient, Job  # noqa: E402
+from service.local_databases import fresh_postgres, fresh_redis  # noqa: E402
 from service.local_stack import LocalStack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379"
-REDIS_DBS = range(1, 16)
-"""Redis databases a stack may claim, with the claim key the test suite uses: 0 is left to others."""
-REDIS_CLAIM = "fusebox-test-claim"
 FILE_ROWS = 1_000_000
 ROW_GROUP_ROWS = 65_536
 JITTER = 0.01
@@ -199,43 +192,11 @@ def write_held_out(census: CensusData, folder: Path) -> None:
 
 
 @contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards."""
-    name = f"fusebox_scale_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def fresh_redis() -> Iterator[str]:
-    """A Redis database nobody else claimed (test sessions share this Redis), emptied before and after."""
-    for number in REDIS_DBS:
-        client = redis.Redis.from_url(f"{REDIS}/{number}")
-        if client.set(REDIS_CLAIM, str(os.getpid()), nx=True, ex=JOB_TIMEOUT_S):
-            break
-        client.close()
-    else:
-        raise RuntimeError(f"every Redis database in {REDIS_DBS} is claimed")
-    client.flushdb()
-    client.set(REDIS_CLAIM, str(os.getpid()), ex=JOB_TIMEOUT_S)
-    try:
-        yield f"{REDIS}/{number}"
-    finally:
-        client.flushdb()
-        client.close()
-
-
-@contextmanager
 def real_stack(folder: Path) -> Iterator[LocalStack]:
     """The API and one worker on PostgreSQL and Redis, each stopped and dropped afterwards."""
     with (
-        fresh_postgres() as database,
-        fresh_redis() as broker,
+        fresh_postgres("fusebox_scale") as database,
+        fresh_redis(claim_s=JOB_TIMEOUT_S) as broker,
         LocalStack.start(
             folder, database, broker, settings={"FUSEBOX_WORKER_DEVICE": "cpu"}, log_level="warning"
         ) as stack,

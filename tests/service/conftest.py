@@ -15,7 +15,7 @@ import torch
 from fusion.data.census import CensusData
 from fusion.training import TrainConfig
 from fusion.zoo import build_single_task_model, export_onnx, train_model
-from tests.helpers.databases import fresh_postgres, fresh_redis
+from service.local_databases import fresh_postgres, fresh_redis
 from tests.helpers.jobs import CensusJob, CensusJobs
 from tests.helpers.stacks import Stack, start_stack
 from tests.helpers.uploads import DataFiles, SourceFile

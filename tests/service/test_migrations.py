@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 
 from service.core.database import create_db_engine
 from service.core.migrate import upgrade
+from service.local_databases import fresh_postgres
 from service.tables import metadata
-from tests.helpers.databases import fresh_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -26,7 +26,7 @@ import sqlalchemy
 
 from fusion.training import checkpoint_epoch
 from service.jobs.queue import FUSION_QUEUE
-from tests.helpers.databases import fresh_postgres, fresh_redis
+from service.local_databases import fresh_postgres, fresh_redis
 from tests.helpers.jobs import wait_for_job
 from tests.helpers.stacks import Stack, start_stack
 from tests.helpers.uploads import DataFiles, SourceFile, upload_dataset, upload_model
