@@ -1,11 +1,15 @@
 """Errors that the service layer raises and the API turns into HTTP answers.
 
 Business logic raises these without knowing about HTTP status codes' wire format; one handler renders
-them: `{"detail": ...}` under /v1 (FastAPI's convention), `{"error": ...}` under /v2 (the Open
-Inference Protocol's).
+them: `{"detail": ...}` under /v1 (FastAPI's convention), `{"error": ...}` on the inference routes (/v2,
+the Open Inference Protocol's, and /v1/predict). Either carries `problems`, every problem found, when
+there is more than one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -22,6 +26,14 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+
+    @classmethod
+    def listing(cls, subject: str, problems: list[str]) -> Self:
+        """One error for every problem found: a lone problem is the message itself; several are counted in
+        the message and listed there too, so that a client reading only the message sees them all."""
+        if len(problems) == 1:
+            return cls(problems[0])
+        return cls(f"{subject}: {len(problems)} problems: " + "; ".join(problems), problems)
 
 
 class BadRequest(ServiceError):
@@ -48,14 +60,15 @@ class Unavailable(ServiceError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
+_INFERENCE_PATHS = ("/v2", "/v1/predict/")
+
+
 def _is_inference(request: Request) -> bool:
-    return request.url.path.startswith("/v2")
+    return request.url.path.startswith(_INFERENCE_PATHS)
 
 
 def _render(request: Request, code: int, message: str, problems: list[str] | None = None) -> JSONResponse:
-    if _is_inference(request):
-        return JSONResponse({"error": message}, status_code=code)
-    body: dict[str, object] = {"detail": message}
+    body: dict[str, object] = {"error" if _is_inference(request) else "detail": message}
     if problems:
         body["problems"] = problems
     return JSONResponse(body, status_code=code)
@@ -95,9 +108,14 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     if not _is_inference(request):
         detail = jsonable_encoder(error.errors())
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return _render(request, status.HTTP_400_BAD_REQUEST, f"invalid request: {where}: {first.get('msg')}")
+    problems = [_field_problem(item) for item in error.errors()]
+    refusal = BadRequest.listing("the request is invalid", problems)
+    return _render(request, refusal.status_code, refusal.message, refusal.problems)
+
+
+def _field_problem(item: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+    return f"{where}: {item.get('msg')}" if where else str(item.get("msg"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -93,14 +93,16 @@ def shape_of_ort(shape: list[Any]) -> tuple[int, ...]:
     return tuple(dim if isinstance(dim, int) and dim >= 0 else -1 for dim in shape)
 
 
-def check_shape(name: str, datatype: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
-    """Datatype and shape as the model declares them; dimensions the request gives are never negative."""
+def shape_problem(name: str, datatype: str, shape: tuple[int, ...], spec: TensorSpec) -> str | None:
+    """What differs from the datatype and shape the model declares, if anything; dimensions the request
+    gives are never negative."""
     if datatype != spec.datatype:
-        raise BadRequest(f"input '{name}' has datatype {datatype}; the model expects {spec.datatype}")
+        return f"input '{name}' has datatype {datatype}; the model expects {spec.datatype}"
     if len(shape) != len(spec.shape) or (
         not spec.any_size and any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True))
     ):
-        raise BadRequest(f"input '{name}' has shape {list(shape)}; the model expects {list(spec.shape)} (-1: any size)")
+        return f"input '{name}' has shape {list(shape)}; the model expects {list(spec.shape)} (-1: any size)"
+    return None
 
 
 def from_json(inputs: list[WireInput], specs: dict[str, TensorSpec], may_hold_booleans: bool) -> dict[str, np.ndarray]:
@@ -219,30 +221,40 @@ class ValueCheck:
         self.limits = np.array([cardinalities[name] for name in self.ids], dtype=np.int64)
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> None:
-        if self.floats:
-            finite = np.isfinite(np.concatenate([feeds[name] for name in self.floats], axis=None))
-            if not finite.all():
-                name, index = _locate(feeds, self.floats, int(np.argmin(finite)))
-                raise BadRequest(
-                    f"input '{name}' holds {feeds[name].reshape(-1)[index]} at position {index}; values must be finite"
-                )
+        problems = []
+        if self.floats and not np.isfinite(np.concatenate([feeds[name] for name in self.floats], axis=None)).all():
+            problems += [problem for name in self.floats if (problem := _non_finite(name, feeds[name]))]
         if self.ids:
             flat = np.concatenate([feeds[name] for name in self.ids], axis=None)
             limits = np.repeat(self.limits, [feeds[name].size for name in self.ids])
-            outside = (flat < 0) | (flat >= limits)
-            if outside.any():
-                name, index = _locate(feeds, self.ids, int(np.argmax(outside)))
-                value, table = feeds[name].reshape(-1)[index], self.limits[self.ids.index(name)]
-                raise BadRequest(
-                    f"the model could not run on these inputs: input '{name}' holds id {value} at position {index}, "
-                    f"outside its embedding table (ids 0 to {table - 1})"
-                )
+            if ((flat < 0) | (flat >= limits)).any():
+                problems += [
+                    problem
+                    for name, table in zip(self.ids, self.limits, strict=True)
+                    if (problem := _outside_table(name, feeds[name], int(table)))
+                ]
+        if problems:
+            raise BadRequest.listing("the model could not run on these inputs", problems)
 
 
-def _locate(feeds: Mapping[str, np.ndarray], names: list[str], position: int) -> tuple[str, int]:
-    """Which input, and where in it, the `position`-th value of their concatenation is."""
-    for name in names:
-        if position < feeds[name].size:
-            return name, position
-        position -= feeds[name].size
-    raise IndexError(position)
+def _non_finite(name: str, values: np.ndarray) -> str | None:
+    flat = values.reshape(-1)
+    wrong = np.flatnonzero(~np.isfinite(flat))
+    if not wrong.size:
+        return None
+    first = int(wrong[0])
+    more = f" and {wrong.size - 1:,} more like it" if wrong.size > 1 else ""
+    return f"input '{name}' holds {flat[first]} at position {first}{more}; values must be finite"
+
+
+def _outside_table(name: str, values: np.ndarray, table: int) -> str | None:
+    flat = values.reshape(-1)
+    wrong = np.flatnonzero((flat < 0) | (flat >= table))
+    if not wrong.size:
+        return None
+    first = int(wrong[0])
+    more = f" ({wrong.size - 1:,} more ids there are outside it too)" if wrong.size > 1 else ""
+    return (
+        f"input '{name}' holds id {flat[first]} at position {first}, "
+        f"outside its embedding table (ids 0 to {table - 1}){more}"
+    )

@@ -19,7 +19,7 @@ from service.deployments.models import Deployment
 from service.deployments.served import resolve
 from service.deployments.service import find_deployment, list_versions
 from service.inference.batching import batcher_for
-from service.inference.oip_tensors import TensorSpec, check_shape, from_bytes, from_json
+from service.inference.oip_tensors import TensorSpec, from_bytes, from_json, shape_problem
 from service.inference.protocol import WireRequest, decode_request, encode_response
 from service.inference.runtime import RuntimeCache, RuntimeModel
 from service.inference.schemas import (
@@ -131,11 +131,14 @@ def _feeds(model: RuntimeModel, request: WireRequest, max_rows: int) -> tuple[di
     given = {tensor.name for tensor in request.inputs}
     if given != specs.keys() or len(given) != len(request.inputs):
         _refuse_names(list(specs), [tensor.name for tensor in request.inputs])
-    rows = {}
-    for tensor in request.inputs:
-        check_shape(tensor.name, tensor.datatype, tensor.shape, specs[tensor.name])
-        if tensor.shape:
-            rows[tensor.name] = tensor.shape[0]
+    problems = [
+        problem
+        for tensor in request.inputs
+        if (problem := shape_problem(tensor.name, tensor.datatype, tensor.shape, specs[tensor.name]))
+    ]
+    if problems:
+        raise BadRequest.listing("the inputs do not fit the model", problems)
+    rows = {tensor.name: tensor.shape[0] for tensor in request.inputs if tensor.shape}
     count = max(rows.values(), default=1)
     if count > max_rows:  # before any data is converted: the limit also bounds the memory a request takes
         raise TooLarge(f"{count:,} rows are more than the limit of {max_rows:,} per request")
@@ -173,24 +176,52 @@ def _wanted_outputs(model: RuntimeModel, wanted: list[str] | None) -> list[str]:
 
 
 def _record_feeds(model: RuntimeModel, deployment: Deployment, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Columns of the records, arranged as each input takes them: [N] for one column, [N, k] for k."""
+    """Columns of the records, arranged as each input takes them: [N] for one column, [N, k] for k. Every
+    column is checked before any is refused, so that one answer names every problem."""
     columns_of = deployment.fused_model.input_columns
-    feeds = {}
+    feeds, problems = {}, []
     for spec in model.inputs:
-        columns = [_column(records, column, spec) for column in columns_of.get(spec.name, [spec.name])]
-        feeds[spec.name] = columns[0] if len(spec.shape) == 1 else np.stack(columns, axis=1)
+        columns = []
+        for column in columns_of.get(spec.name, [spec.name]):
+            values, column_problems = _column(records, column, spec)
+            columns.append(values)
+            problems += column_problems
+        if not problems:
+            feeds[spec.name] = columns[0] if len(spec.shape) == 1 else np.stack(columns, axis=1)
+    if problems:
+        raise BadRequest.listing("the records cannot be scored", problems)
     return feeds
 
 
-def _column(records: list[dict[str, Any]], column: str, spec: TensorSpec) -> np.ndarray:
+def _column(records: list[dict[str, Any]], column: str, spec: TensorSpec) -> tuple[np.ndarray, list[str]]:
+    """One column's values, or what is wrong with them: rows lacking it, values that are not finite numbers,
+    fractions where the model takes category ids."""
+    missing, not_numbers, fractions = [], [], []
     values = []
     for row, record in enumerate(records):
         value = record.get(column)
         if value is None:
-            raise BadRequest(f"record {row} lacks column '{column}'")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise BadRequest(f"record {row}: column '{column}' must be a finite number, not {value!r}")
-        if spec.numpy_dtype.kind in "iu" and value != int(value):
-            raise BadRequest(f"record {row}: column '{column}' holds category ids and must be a whole number")
-        values.append(value)
-    return np.asarray(values, dtype=spec.numpy_dtype)
+            missing.append(row)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            not_numbers.append(row)
+        elif spec.numpy_dtype.kind in "iu" and value != int(value):
+            fractions.append(row)
+        else:
+            values.append(value)
+    problems = []
+    if missing:
+        problems.append(f"column '{column}' is missing from {_rows(missing)}")
+    if not_numbers:
+        example = records[not_numbers[0]][column]
+        problems.append(f"column '{column}' must hold finite numbers: {example!r} in {_rows(not_numbers)}")
+    if fractions:
+        problems.append(f"column '{column}' holds category ids and needs whole numbers: {_rows(fractions)}")
+    if problems:
+        return np.empty(0, dtype=spec.numpy_dtype), problems
+    return np.asarray(values, dtype=spec.numpy_dtype), []
+
+
+def _rows(rows: list[int], shown: int = 5) -> str:
+    named = ", ".join(map(str, rows[:shown]))
+    more = f" and {len(rows) - shown:,} more" if len(rows) > shown else ""
+    return f"record{'s' if len(rows) > 1 else ''} {named}{more}"

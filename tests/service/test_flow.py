@@ -143,12 +143,61 @@ def test_inference_input_errors_are_400_with_a_message(stack: Stack, finished: d
         assert "holds 2" in infer([{**good[0], "shape": [2]}, *good[1:]])["error"]
         assert "same number of rows" in infer([{**good[0], "shape": [2], "data": [0, 0]}, *good[1:]])["error"]
         assert first in infer([{**good[0], "data": ["x"]}, *good[1:]])["error"]
-        assert "could not run" in infer([{**good[0], "data": [10**6]}, *good[1:]])["error"]
+        assert "outside its embedding table" in infer([{**good[0], "data": [10**6]}, *good[1:]])["error"]
         malformed = client.post("/v2/models/census/infer", json={"inputs": "x"})
         assert malformed.status_code == 400 and "inputs" in malformed.json()["error"]
-        record = {s["name"]: 0 for s in metadata["inputs"]}
-        lacking = client.post("/v1/predict/census", json={"records": [record, {}]})
-        assert lacking.status_code == 400 and "record 1 lacks column" in lacking.json()["detail"]
+
+
+def test_inference_errors_have_one_shape_and_list_every_problem(stack: Stack, finished: dict) -> None:
+    """/v2 infer and /v1/predict answer {"error": message, "problems": [...]}: the message names every
+    problem too, so that a client reading only "error" can fix them all in one go."""
+    with stack.client() as client:
+        metadata = client.get("/v2/models/census").json()
+        specs = metadata["inputs"]
+        good = [{"name": s["name"], "shape": [1], "datatype": s["datatype"], "data": [0]} for s in specs]
+        ids = [i for i, s in enumerate(specs) if s["datatype"] == "INT64"]
+        floats = [i for i, s in enumerate(specs) if s["datatype"] == "FP32"]
+        assert len(ids) >= 2 and floats, specs
+
+        twice_wrong = [dict(tensor) for tensor in good]
+        twice_wrong[ids[0]]["datatype"] = "FP64"
+        twice_wrong[ids[1]]["shape"] = [1, 1]
+        body = client.post("/v2/models/census/infer", json={"inputs": twice_wrong}).json()
+        assert set(body) == {"error", "problems"} and len(body["problems"]) == 2, body
+        for index, word in ((ids[0], "datatype FP64"), (ids[1], "shape [1, 1]")):
+            assert any(specs[index]["name"] in p and word in p for p in body["problems"]), body
+            assert specs[index]["name"] in body["error"]
+
+        out_of_range = [dict(tensor) for tensor in good]
+        out_of_range[ids[0]]["data"] = [10**6]
+        out_of_range[ids[1]]["data"] = [-1]
+        out_of_range[floats[0]]["data"] = [1e39]  # FP32 overflows to inf
+        body = client.post("/v2/models/census/infer", json={"inputs": out_of_range}).json()
+        assert len(body["problems"]) == 3, body
+        assert {specs[i]["name"] for i in (ids[0], ids[1], floats[0])} == {
+            name for name in (s["name"] for s in specs) if any(f"'{name}'" in p for p in body["problems"])
+        }
+
+        record = {s["name"]: 0 for s in specs}
+        lacking = client.post("/v1/predict/census", json={"records": [record, {}, {}]})
+        body = lacking.json()
+        assert lacking.status_code == 400 and set(body) == {"error", "problems"}, body
+        assert len(body["problems"]) == len(specs), body  # one per missing column, each naming its records
+        for spec in specs:
+            assert f"column '{spec['name']}' is missing from records 1, 2" in body["error"]
+
+        wrong_values = {**record, specs[ids[0]]["name"]: 2.5, specs[floats[0]]["name"]: "x"}
+        body = client.post("/v1/predict/census", json={"records": [wrong_values, record]}).json()
+        assert len(body["problems"]) == 2, body
+        assert any("whole numbers: record 0" in p for p in body["problems"])
+        assert any("finite numbers: 'x' in record 0" in p for p in body["problems"])
+
+        malformed = client.post("/v1/predict/census", json={"records": "x", "other": 1})
+        body = malformed.json()
+        assert malformed.status_code == 400 and "records" in body["error"], body
+    with stack.client(api_key="") as anonymous:
+        unauthorized = anonymous.post("/v1/predict/census", json={"records": []})
+        assert unauthorized.status_code == 401 and set(unauthorized.json()) == {"error"}, unauthorized.text
 
 
 def test_api_process_never_imports_torch(stack: Stack, finished: dict) -> None:
