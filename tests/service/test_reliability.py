@@ -238,13 +238,13 @@ def test_cancel_stops_jobs_and_removes_only_their_checkpoints(stack: Stack, spec
         wait_until(checkpointed(stack, running["id"]), stack, timeout=300)
         before = stack.stored_files()
 
-        started = time.monotonic()
         answer = client.post(f"/v1/fusion-jobs/{queued['id']}/cancel")
         assert answer.status_code == 202 and answer.json()["status"] == "cancelled"
         flagged = client.post(f"/v1/fusion-jobs/{running['id']}/cancel").json()
         assert flagged["status"] == "running" and flagged["cancel_requested"]
-        final = wait_for_job(client, running["id"], stack, timeout=10)
-        assert final["status"] == "cancelled" and time.monotonic() - started < 5, final
+        final = wait_for_job(client, running["id"], stack, timeout=RECOVERY_S)
+        # Stopped where it was, not after its epochs: a bound on the time would fail on a busy machine.
+        assert final["status"] == "cancelled" and final["epoch"] < flagged["epoch"] + 5 < 50, final
 
         assert not job_folder(stack, running["id"]).exists() and not job_folder(stack, queued["id"]).exists()
         removed = before - stack.stored_files()
