@@ -49,7 +49,7 @@ def test_resource_routes_want_a_valid_key(pg_stack: Stack, method: str, path: st
         response = client.request(method, path, json={} if method in ("POST", "PATCH") else None)
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
-    message = response.json()["error" if path.startswith("/v2") else "detail"]
+    message = response.json()["error" if path.startswith(("/v2", "/v1/predict/")) else "detail"]
     assert ("Authorization: Bearer" in message) if not key else ("not valid" in message)
 
 
