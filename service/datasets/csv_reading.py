@@ -1,9 +1,10 @@
-"""CSV uploads read as a stream: pyarrow's CSV reader parses a block at a time, every column as float64.
+"""CSV uploads read as a stream: pyarrow's CSV reader parses a block at a time.
 
-A whole-file reader would infer each column's type from all its values; a stream cannot, so the first pass
-reads every value as a float and gathers the statistics, which then say which columns are whole numbers
-without gaps (int64, as pandas would read them) and which are float64. The second pass writes them so.
-Every parse problem is a 422 saying what to change.
+A whole-file reader infers each column's type from all its values; a stream cannot. So the first pass reads
+every value as text, parses it as a float for the statistics, and notes whether every value of a column
+was written as a whole number; such a column without gaps is int64, as pandas would read it, the others are
+float64. The second pass parses each column as its type and writes it. Every problem is a 422 saying what
+to change.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from service.core.errors import Unprocessable
 from service.datasets.statistics import ColumnSummary
 
 BLOCK_BYTES = 4 * 2**20
-"""Text parsed at a time; also the longest row accepted."""
+"""Text parsed at a time (a row longer than that makes a block of its own); the header is read from as many bytes."""
 
-INT64_RANGE = (-(2.0**63), 2.0**63)
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to \w+: invalid value '(.*)'$", re.DOTALL)
+_NOT_A_NUMBER = re.compile(r"Failed to parse string: '(.*)' as a scalar", re.DOTALL)
 _FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
@@ -51,23 +53,47 @@ def read_header(path: Path) -> list[str]:
     return header
 
 
-def float_batches(path: Path, names: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    """The rows after the header, a block at a time, every column float64 (empty, NA or nan: missing)."""
+def text_batches(path: Path, names: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """The rows after the header, a block at a time, every column as text (empty, NA or nan: null)."""
     read = pa_csv.ReadOptions(column_names=list(names), skip_rows=1, block_size=BLOCK_BYTES)
-    convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()))
+    convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True)
     try:
         with pa_csv.open_csv(path, read_options=read, convert_options=convert) as reader:
             yield from reader
     except pa.ArrowInvalid as error:
-        raise _parse_problem(str(error), path, names) from None
+        raise _parse_problem(str(error), path) from None
 
 
-def column_kind(summary: ColumnSummary) -> pa.DataType:
-    """int64 for a column of whole numbers without gaps, as pandas reads it; float64 otherwise."""
-    low, high = summary.minimum, summary.maximum
-    if summary.integer_valued and not summary.missing and low is not None and high is not None:
-        return pa.int64() if INT64_RANGE[0] <= low and high < INT64_RANGE[1] else pa.float64()
-    return pa.float64()
+def typed(text: pa.Array, kind: pa.DataType) -> pa.Array:
+    """A text column parsed as `kind`, as `numbers` found it parses."""
+    return pc.cast(pc.utf8_trim_whitespace(text), kind)
+
+
+def numbers(text: pa.Array, name: str, whole: bool) -> tuple[np.ndarray, bool]:
+    """A text column's values as float64 (NaN where missing), and whether they and all before them (`whole`)
+    were written as whole numbers."""
+    text = pc.utf8_trim_whitespace(text)
+    try:
+        values = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid as error:
+        found = _NOT_A_NUMBER.search(str(error))
+        value = (found.group(1) if found else "").encode("unicode_escape").decode("ascii")
+        shown = value if len(value) <= 40 else f"{value[:37]}..."
+        raise Unprocessable(
+            f"Column(s) '{name}' are not numeric (a value '{shown}'). Encode categories as integer ids "
+            "(0, 1, 2, ...) and booleans as 0/1 before uploading."
+        ) from None
+    if whole:
+        try:
+            pc.cast(text, pa.int64())
+        except pa.ArrowInvalid:  # a fraction, an exponent, '1.0', or past int64
+            whole = False
+    return values.to_numpy(zero_copy_only=False), whole
+
+
+def column_kind(summary: ColumnSummary, whole: bool) -> pa.DataType:
+    """int64 for a column of whole numbers (as written) without gaps, as pandas reads it; float64 otherwise."""
+    return pa.int64() if whole and not summary.missing else pa.float64()
 
 
 def not_utf8(byte: int, position: int) -> Unprocessable:
@@ -77,19 +103,11 @@ def not_utf8(byte: int, position: int) -> Unprocessable:
     )
 
 
-def _parse_problem(message: str, path: Path, names: Sequence[str]) -> Unprocessable:
-    conversion = _CONVERSION.search(message)
-    if conversion:
-        if "\ufffd" in conversion.group(2):
-            invalid = _first_invalid_utf8(path)
-            if invalid is not None:
-                return not_utf8(*invalid)
-        value = conversion.group(2)
-        shown = value if len(value) <= 40 else f"{value[:37]}..."
-        return Unprocessable(
-            f"Column(s) '{names[int(conversion.group(1))]}' are not numeric (a value '{shown}'). Encode categories "
-            "as integer ids (0, 1, 2, ...) and booleans as 0/1 before uploading."
-        )
+def _parse_problem(message: str, path: Path) -> Unprocessable:
+    if "invalid UTF8" in message:
+        invalid = _first_invalid_utf8(path)
+        if invalid is not None:
+            return not_utf8(*invalid)
     counts = _FIELD_COUNT.search(message)
     if counts:
         expected, got = int(counts.group(1)), int(counts.group(2))
@@ -97,11 +115,6 @@ def _parse_problem(message: str, path: Path, names: Sequence[str]) -> Unprocessa
         return Unprocessable(
             f"Some rows have {more} fields than the header's {expected} columns. Give every row exactly one value "
             "per column (quote values that contain commas)."
-        )
-    if "straddles" in message:
-        return Unprocessable(
-            f"A row is longer than {BLOCK_BYTES:,} bytes, or a quote is never closed. Close every quote, or "
-            "upload Parquet."
         )
     return Unprocessable(f"The CSV file could not be parsed: {' '.join(message.split())}")
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from service.core.errors import Unprocessable
 from service.datasets.columns import check_labels_known, check_names
-from service.datasets.csv_reading import column_kind, float_batches, read_header
+from service.datasets.csv_reading import column_kind, numbers, read_header, text_batches, typed
 from service.datasets.limits import TableLimits, too_many_rows
 from service.datasets.scanning import ParquetInput, scan_parquet
 from service.datasets.statistics import ColumnSummary, checked_records, dtype_name
@@ -74,19 +74,22 @@ def _write_csv(path: Path, label_columns: set[str], limits: TableLimits, out: Pa
     check_names(names, limits.max_columns)
     check_labels_known(names, label_columns)
     summaries = [ColumnSummary(name) for name in names]
-    for batch in float_batches(path, names):
-        for summary, column in zip(summaries, batch.columns, strict=True):
-            summary.add(column.to_numpy(zero_copy_only=False))
+    whole = [True] * len(names)
+    for batch in text_batches(path, names):
+        for i, (summary, column) in enumerate(zip(summaries, batch.columns, strict=True)):
+            values, whole[i] = numbers(column, summary.name, whole[i])
+            summary.add(values)
         if summaries[0].rows > limits.max_rows:
             raise too_many_rows(limits.max_rows)  # before reading the rest
     if summaries[0].rows == 0:
         raise Unprocessable("The table has a header but no rows.")
-    kinds = [column_kind(summary) for summary in summaries]
-    columns = checked_records(
+    kinds = [column_kind(summary, is_whole) for summary, is_whole in zip(summaries, whole, strict=True)]
+    records = checked_records(
         summaries, [dtype_name(*pair) for pair in zip(kinds, summaries, strict=True)], label_columns
     )
     schema = pa.schema(list(zip(names, kinds, strict=True)))
     with closing(ParquetSink(out)) as sink:
-        for batch in float_batches(path, names):
-            sink(batch.cast(schema))
-    return WrittenTable("csv", summaries[0].rows, columns)
+        for batch in text_batches(path, names):
+            columns = [typed(column, kind) for column, kind in zip(batch.columns, kinds, strict=True)]
+            sink(pa.RecordBatch.from_arrays(columns, schema=schema))
+    return WrittenTable("csv", summaries[0].rows, records)
