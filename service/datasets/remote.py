@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
-import pyarrow.fs as pafs
 from fsspec import AbstractFileSystem
 
+from fusion.data.objects import arrow_filesystem, object_version, url_filesystem
 from service.core.errors import Unprocessable
 from service.datasets.scanning import ParquetInput
 
@@ -23,8 +22,6 @@ CLOUD_SCHEMES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
 """The URL schemes read through fsspec, and the package of the cloud extra that reads each."""
 EXTRA = "fusebox[cloud]"
 GLOB_CHARACTERS = frozenset("*?[")
-VERSION_KEYS = ("ETag", "etag", "generation", "md5Hash")
-TIME_KEYS = ("LastModified", "updated", "mtime", "created")
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec file system of `url`, and the path in it; a 422 naming the extra when it is missing."""
     scheme = url.split("://", 1)[0]
     try:
-        return fsspec.core.url_to_fs(url)
+        return url_filesystem(url)
     except ImportError:
         package = CLOUD_SCHEMES.get(scheme, "its fsspec implementation")
         raise Unprocessable(
@@ -74,7 +71,7 @@ def resolve_in(fs: AbstractFileSystem, path: str, url: str) -> FoundFiles:
         infos = [fs.info(found) for found in sorted(paths)]
     except (OSError, ValueError) as error:  # a missing bucket, denied access, ...
         raise Unprocessable(f"'{url}' could not be listed: {error}") from None
-    readable = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    readable = arrow_filesystem(fs)
     urls = [fs.unstrip_protocol(info["name"]) for info in infos]
     return FoundFiles(
         inputs=[ParquetInput(readable, info["name"], shown) for info, shown in zip(infos, urls, strict=True)],
@@ -84,10 +81,7 @@ def resolve_in(fs: AbstractFileSystem, path: str, url: str) -> FoundFiles:
 
 def fingerprint(url: str, info: dict[str, Any]) -> dict[str, Any]:
     """What the dataset row records of one object: its URL, size, and version (ETag, or else mtime)."""
-    version = next((str(info[key]) for key in VERSION_KEYS if info.get(key) is not None), None)
-    if version is None:
-        version = next((str(info[key]) for key in TIME_KEYS if info.get(key) is not None), "")
-    return {"url": url, "size": int(info["size"]), "version": version}
+    return {"url": url, "size": int(info["size"]), "version": object_version(info)}
 
 
 def change(entry: dict[str, Any]) -> str | None:

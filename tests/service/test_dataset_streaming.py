@@ -17,10 +17,12 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from fusion.data.census import CensusData
+from fusion.data.tables import ParquetTable, read_all
 from service.core.errors import Unprocessable
 from service.datasets import references, remote
 from service.datasets.limits import TableLimits
 from service.datasets.scanning import scan_parquet
+from service.datasets.schemas import FileOut
 from service.datasets.statistics import MAX_LISTED_VALUES
 from service.datasets.uploads import write_upload
 
@@ -192,6 +194,7 @@ class TestCloudReferences:
         found = remote.resolve_in(bucket, path, f"memory://{path}")
         assert [entry["url"] for entry in found.recorded][-1] == "memory:///bucket/train/part-2.parquet"
         assert len(found.recorded) == files and all(entry["size"] > 0 and entry["version"] for entry in found.recorded)
+        assert FileOut.model_validate(found.recorded[0]).url == found.recorded[0]["url"]  # the API shows it
         scanned = scan_parquet(found.inputs, {"y"}, LIMITS)
         assert scanned.rows == files * 100 and scanned.columns[1]["values"] == [0.0, 1.0]
         assert references.changes(found.recorded, Path("/nowhere")) == []
@@ -202,6 +205,15 @@ class TestCloudReferences:
         assert references.changes(found.recorded, Path("/nowhere")) == [
             "'memory:///bucket/train/part-2.parquet' is gone"
         ]
+
+    def test_the_engine_reads_the_objects_by_url(self, bucket: MemoryFileSystem) -> None:
+        urls = [entry["url"] for entry in remote.resolve_in(bucket, "/bucket/train", "memory:///bucket/train").recorded]
+        table = ParquetTable(urls)
+        assert table.num_rows == 300 and table.columns == ["x", "y"] and len(table.chunks) == 3
+        assert read_all(table, ["x"])["x"].tolist() == (np.arange(300) / 3).tolist()
+        before = table.fingerprint(["x"])
+        bucket.pipe("/bucket/train/part-0.parquet", pd.DataFrame({"x": [0.5], "y": [1]}).to_parquet())
+        assert ParquetTable(urls).fingerprint(["x"]) != before
 
     def test_what_names_no_parquet_object(self, bucket: MemoryFileSystem) -> None:
         for path, words in (
