@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from fusion.cpus import usable_cpus
 from service.core.config import Settings
 from service.core.errors import Unprocessable
 
@@ -39,3 +42,11 @@ def too_many_rows(max_rows: int) -> Unprocessable:
         f"The table has more than {max_rows:,} rows, the most accepted (FUSEBOX_MAX_DATASET_ROWS). Split it into "
         "several datasets, or ask for a higher limit."
     )
+
+
+def cap_arrow_threads() -> None:
+    """Arrow parses CSV blocks and decodes Parquet columns on a pool of one thread per host core: no more
+    threads than the CPUs this process may use (fusion/cpus.py), which may be far fewer."""
+    cpus = usable_cpus()
+    if pa.cpu_count() > cpus:
+        pa.set_cpu_count(cpus)

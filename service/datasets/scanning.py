@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from service.core.errors import Unprocessable
 from service.datasets.columns import check_labels_known, check_names
-from service.datasets.limits import TableLimits, too_many_rows
+from service.datasets.limits import TableLimits, cap_arrow_threads, too_many_rows
 from service.datasets.parquet_checks import check_sizes, check_types
 from service.datasets.statistics import ColumnSummary, batch_rows, checked_records, dtype_name
 
@@ -63,6 +63,7 @@ def scan_parquet(
     inputs: Sequence[ParquetInput], label_columns: set[str], limits: TableLimits, sink: Sink | None = None
 ) -> ScannedTable:
     """The files' rows and column statistics; a 422 for a schema or values fusion cannot use."""
+    cap_arrow_threads()
     schema = _checked_footers(inputs, label_columns, limits)
     summaries = [ColumnSummary(name) for name in schema.names]
     for item in inputs:

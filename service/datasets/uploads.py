@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from service.core.errors import Unprocessable
 from service.datasets.columns import check_labels_known, check_names
 from service.datasets.csv_reading import column_kind, numbers, read_header, text_batches, typed
-from service.datasets.limits import TableLimits, too_many_rows
+from service.datasets.limits import TableLimits, cap_arrow_threads, too_many_rows
 from service.datasets.scanning import ParquetInput, scan_parquet
 from service.datasets.statistics import ColumnSummary, checked_records, dtype_name
 
@@ -70,6 +70,7 @@ def write_upload(path: Path, filename: str, label_columns: set[str], limits: Tab
 
 
 def _write_csv(path: Path, label_columns: set[str], limits: TableLimits, out: Path) -> WrittenTable:
+    cap_arrow_threads()
     names = read_header(path)
     check_names(names, limits.max_columns)
     check_labels_known(names, label_columns)

@@ -5,6 +5,9 @@ the hostile files over HTTP, with the API's memory measured, are in test_dataset
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from service.datasets.scanning import scan_parquet
 from service.datasets.schemas import FileOut
 from service.datasets.statistics import MAX_LISTED_VALUES
 from service.datasets.uploads import write_upload
+from tests.helpers import ROOT
 
 LIMITS = TableLimits(max_columns=60, max_rows=1_000_000, max_chunk_bytes=2**20, max_row_group_bytes=4 * 2**20)
 
@@ -241,3 +245,15 @@ class TestCloudReferences:
     def test_unknown_schemes_keep_their_refusal(self, tmp_path: Path) -> None:
         with pytest.raises(Unprocessable, match="Unknown URI scheme 'ftp:'"):
             references.resolve("ftp://host/a.parquet", tmp_path)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin a process to one")
+def test_arrow_runs_no_more_threads_than_the_process_may_use() -> None:
+    code = (
+        "import os; import pyarrow as pa; before = pa.cpu_count(); "  # arrow sized its pool for every core
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from service.datasets.limits import cap_arrow_threads; cap_arrow_threads(); print(before, pa.cpu_count())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    before, after = map(int, done.stdout.split())
+    assert before >= 2 and after == 1
