@@ -56,7 +56,6 @@ class ParquetInput:
 class ScannedTable:
     rows: int
     columns: list[dict[str, Any]]
-    schema: pa.Schema
 
 
 def scan_parquet(
@@ -77,7 +76,7 @@ def scan_parquet(
     if rows == 0:
         raise Unprocessable("The table has columns but no rows.")
     dtypes = [dtype_name(item.type, summary) for item, summary in zip(schema, summaries, strict=True)]
-    return ScannedTable(rows=rows, columns=checked_records(summaries, dtypes, label_columns), schema=schema)
+    return ScannedTable(rows=rows, columns=checked_records(summaries, dtypes, label_columns))
 
 
 def _checked_footers(inputs: Sequence[ParquetInput], label_columns: set[str], limits: TableLimits) -> pa.Schema:
