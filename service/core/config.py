@@ -51,12 +51,14 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = 2 * 2**30
     max_dataset_columns: int = 2_000
     max_dataset_rows: int = Field(
-        default=2**31 - 1, gt=0, description="Most rows of one dataset: generous, as datasets are read a row group at a time."
+        default=2**31 - 1,
+        gt=0,
+        description="Most rows of one dataset: generous, as datasets are read a batch at a time.",
     )
     max_dataset_chunk_bytes: int = Field(
         default=256 * 2**20,
         gt=0,
-        description="Most bytes one column of one Parquet row group may decode to (from the footer, before reading it).",
+        description="Most bytes one column of one Parquet row group may decode to (known from the footer).",
     )
     max_dataset_row_group_bytes: int = Field(
         default=2**30, gt=0, description="Most bytes one Parquet row group may decode to, all columns together."
