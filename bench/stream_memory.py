@@ -1,7 +1,13 @@
-"""Peak memory of a frozen fusion streamed from Parquet, against the number of rows.
+"""Peak memory of a frozen fusion streamed from Parquet, and of the API taking a dataset upload, against
+the number of rows.
 
     python bench/stream_memory.py prepare FOLDER --files 10    # 10 files of 100,000 generated rows, 2 sources
     python bench/stream_memory.py fuse FOLDER --files 2        # fuse the first 2 files (200,000 rows)
+    python bench/stream_memory.py upload FOLDER --rows 250000,1000000,3000000
+
+`upload` writes Census-shaped tables (41 columns: 32 integer ids, 9 floats) of each size as CSV and as
+Parquet, uploads each to the API of a local stack (SQLite, no worker), and prints a table of the API's
+resident memory before and at its peak while it streams the file to Parquet and gathers the statistics.
 
 `fuse` prints the rows, the seconds, the process's peak resident memory (ru_maxrss), and the peaks of its
 two parts, sampled from /proc: anonymous memory (what the job holds) and file-backed pages (the memory-mapped
@@ -21,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import torch
 
@@ -34,6 +41,7 @@ from fusion.intake.files import load_model_file
 from fusion.tasks import Task, TaskType
 from fusion.training import TrainConfig
 from fusion.zoo import build_single_task_model, export_onnx, train_model
+from service.local_stack import LocalStack
 
 TASK = Task("converted", TaskType.BINARY, "converted")
 SCHEMAS = {
@@ -67,19 +75,29 @@ def prepare(folder: Path, files: int) -> None:
 
 
 class PeakSampler(threading.Thread):
-    """The largest RssAnon and RssFile seen, read from /proc/self/status every 50 ms until stopped."""
+    """The largest VmRSS, RssAnon and RssFile (MB) of a process (this one by default), read from
+    /proc/PID/status every 50 ms until stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | str = "self") -> None:
         super().__init__(daemon=True)
-        self.peaks = {"RssAnon": 0, "RssFile": 0}
+        self.status = Path(f"/proc/{pid}/status")
+        self.peaks = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(0.05):
-            for line in Path("/proc/self/status").read_text().splitlines():
-                name, _, value = line.partition(":")
-                if name in self.peaks:
-                    self.peaks[name] = max(self.peaks[name], int(value.split()[0]) // 1024)
+            self.sample()
+
+    def sample(self) -> None:
+        for line in self.status.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in self.peaks:
+                self.peaks[name] = max(self.peaks[name], int(value.split()[0]) // 1024)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.sample()
 
 
 def fuse_files(folder: Path, files: int) -> None:
@@ -92,7 +110,7 @@ def fuse_files(folder: Path, files: int) -> None:
     sampler.start()
     started = time.perf_counter()
     result = fuse([TASK], sources, FusionData(train, validation), FusionSettings(training=TRAINING))
-    sampler.stopped.set()
+    sampler.stop()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"rows {train.num_rows + validation.num_rows:,}  seconds {time.perf_counter() - started:.0f}  "
@@ -102,14 +120,70 @@ def fuse_files(folder: Path, files: int) -> None:
     )
 
 
+UPLOAD_CHUNK_ROWS = 250_000
+
+
+def census_shaped(count: int, seed: int) -> pa.Table:
+    """Rows shaped like Census: 32 integer id columns, 9 floats (rounded, as a CSV export would have them)."""
+    rng = np.random.default_rng(seed)
+    columns = {f"id{i}": rng.integers(0, 50, count) for i in range(32)}
+    columns |= {f"x{i}": np.round(rng.random(count), 4) for i in range(9)}
+    return pa.table(columns)
+
+
+def write_upload_files(folder: Path, rows: int) -> dict[str, Path]:
+    """The table of `rows` rows as one CSV and one Parquet file, written a chunk at a time."""
+    paths = {"csv": folder / f"upload-{rows}.csv", "parquet": folder / f"upload-{rows}.parquet"}
+    schema = census_shaped(1, 0).schema
+    with pa_csv.CSVWriter(paths["csv"], schema) as csv_out, pq.ParquetWriter(paths["parquet"], schema) as pq_out:
+        for start in range(0, rows, UPLOAD_CHUNK_ROWS):
+            table = census_shaped(min(UPLOAD_CHUNK_ROWS, rows - start), seed=start)
+            csv_out.write_table(table)
+            pq_out.write_table(table, row_group_size=UPLOAD_CHUNK_ROWS)
+    return paths
+
+
+def upload_memory(folder: Path, sizes: list[int]) -> None:
+    settings = {"FUSEBOX_MAX_DATASET_BYTES": str(64 * 2**30)}
+    lines = ["| format | rows | file MB | seconds | API RSS before MB | API peak RSS MB | growth MB |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    with LocalStack.start(folder / "stack", settings=settings, workers=0, log_level="warning") as stack:
+        pid = stack.processes["api"].pid
+        with stack.client(timeout_s=3600) as client:
+            for rows in sizes:
+                for kind, path in write_upload_files(folder, rows).items():
+                    before = PeakSampler(pid)
+                    before.sample()
+                    sampler = PeakSampler(pid)
+                    sampler.start()
+                    started = time.perf_counter()
+                    with path.open("rb") as handle:
+                        response = client.post("/v1/datasets", files={"file": (path.name, handle)})
+                    seconds = time.perf_counter() - started
+                    sampler.stop()
+                    assert response.status_code == 201, response.text
+                    assert response.json()["rows"] == rows
+                    start_mb, peak_mb = before.peaks["VmRSS"], sampler.peaks["VmRSS"]
+                    lines.append(
+                        f"| {kind} | {rows:,} | {path.stat().st_size / 2**20:,.0f} | {seconds:.1f} | {start_mb} | "
+                        f"{peak_mb} | {peak_mb - start_mb} |"
+                    )
+                    path.unlink()
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("prepare", "fuse"))
+    parser.add_argument("command", choices=("prepare", "fuse", "upload"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=2)
+    parser.add_argument("--rows", default="250000,1000000,3000000", help="upload: table sizes, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    (prepare if args.command == "prepare" else fuse_files)(args.folder, args.files)
+    if args.command == "upload":
+        upload_memory(args.folder, [int(size) for size in args.rows.split(",")])
+    else:
+        (prepare if args.command == "prepare" else fuse_files)(args.folder, args.files)
 
 
 if __name__ == "__main__":

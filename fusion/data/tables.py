@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from fusion.data.objects import is_url, object_version, open_url, url_filesystem
+
 FRAME_CHUNK_ROWS = 65_536
 """Rows per chunk of an in-memory frame: the same order as a Parquet row group."""
 
@@ -90,7 +92,8 @@ class FrameTable:
 
 
 class ParquetTable:
-    """Parquet files read one row group at a time; `paths` may be files, folders or glob patterns."""
+    """Parquet files read one row group at a time; `paths` may be files, folders or glob patterns, or the URLs
+    of objects in a cloud store (s3://, gs://; fusion.data.objects)."""
 
     def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
         self.paths = _expand([paths] if isinstance(paths, str | Path) else list(paths))
@@ -98,17 +101,17 @@ class ParquetTable:
             raise ValueError(f"no Parquet files found at {paths}")
 
     @cached_property
-    def _row_groups(self) -> list[tuple[Path, int, int]]:
+    def _row_groups(self) -> list[tuple[Path | str, int, int]]:
         """(file, row group, rows) for every row group, from the footers only."""
         groups = []
         for path in self.paths:
-            metadata = pq.ParquetFile(path).metadata
+            metadata = _open(path).metadata
             groups += [(path, g, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
         return [group for group in groups if group[2] > 0]
 
     @cached_property
     def columns(self) -> list[str]:
-        return list(pq.ParquetFile(self.paths[0]).schema_arrow.names)
+        return list(_open(self.paths[0]).schema_arrow.names)
 
     @property
     def num_rows(self) -> int:
@@ -121,16 +124,33 @@ class ParquetTable:
 
     def read(self, chunk: Chunk, columns: Sequence[str]) -> pd.DataFrame:
         path, group, _ = self._row_groups[chunk.index]
-        return pq.ParquetFile(path).read_row_group(group, columns=list(columns)).to_pandas()
+        return _open(path).read_row_group(group, columns=list(columns)).to_pandas()
 
     def fingerprint(self, columns: Sequence[str]) -> str:
-        stats = [(str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in self.paths]
+        stats = [_identity(path) for path in self.paths]
         return hashlib.sha256(f"{stats}{list(columns)}".encode()).hexdigest()
 
 
-def _expand(paths: list[str | Path]) -> list[Path]:
-    found: list[Path] = []
+def _open(path: Path | str) -> pq.ParquetFile:
+    return pq.ParquetFile(open_url(path) if isinstance(path, str) else path)
+
+
+def _identity(path: Path | str) -> tuple[str, int, int | str]:
+    """What changes when the file does: its place, size, and mtime (or a cloud object's version)."""
+    if isinstance(path, str):
+        fs, inside = url_filesystem(path)
+        info = fs.info(inside)
+        return path, int(info["size"]), object_version(info)
+    return str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns
+
+
+def _expand(paths: list[str | Path]) -> list[Path | str]:
+    """Local entries as the files they name; URLs as they are."""
+    found: list[Path | str] = []
     for entry in paths:
+        if is_url(entry):
+            found.append(str(entry))
+            continue
         path = Path(entry)
         if path.is_dir():
             found += sorted(path.glob("*.parquet"))

@@ -37,8 +37,12 @@ def register_catalog_commands(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("--name", help="default: the file name")
     upload.add_argument("--label-columns", default="", help="comma-separated; these may have missing values")
     server_command(upload, _upload_dataset)
-    add = datasets.add_parser("add", help="register Parquet files under the server's data root, read in place")
-    add.add_argument("uri", help="a Parquet file, folder or glob, relative to FUSEBOX_DATA_ROOT")
+    add = datasets.add_parser(
+        "add", help="register Parquet files under the server's data root, or in S3/GCS, read in place"
+    )
+    add.add_argument(
+        "uri", help="a Parquet file, folder or glob, relative to FUSEBOX_DATA_ROOT; or an s3:// or gs:// URL"
+    )
     add.add_argument("--name", help="default: the URI")
     add.add_argument("--label-columns", default="", help="comma-separated; these may have missing values")
     server_command(add, _add_dataset)

@@ -102,7 +102,8 @@ class FuseboxClient:
 
     def add_dataset(self, uri: str, name: str | None = None, label_columns: Sequence[str] = ()) -> Dataset:
         """Register Parquet files in place by reference: a file, folder or glob under the server's data root
-        (FUSEBOX_DATA_ROOT). Nothing is uploaded; a job fails if the files change after this."""
+        (FUSEBOX_DATA_ROOT), or an s3:// or gs:// URL (the server's cloud extra). Nothing is uploaded; a job
+        fails if the files change after this."""
         body = {"uri": uri, "label_columns": list(label_columns)} | ({"name": name} if name else {})
         return Dataset.model_validate(self._json("POST", "/v1/datasets", json=body))
 

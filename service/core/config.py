@@ -50,7 +50,19 @@ class Settings(BaseSettings):
     max_weights_bytes: int = _INTAKE.max_weights_bytes
     max_dataset_bytes: int = 2 * 2**30
     max_dataset_columns: int = 2_000
-    max_dataset_cells: int = Field(default=2**28, description="Rows times columns of one dataset.")
+    max_dataset_rows: int = Field(
+        default=2**31 - 1,
+        gt=0,
+        description="Most rows of one dataset: generous, as datasets are read a batch at a time.",
+    )
+    max_dataset_chunk_bytes: int = Field(
+        default=256 * 2**20,
+        gt=0,
+        description="Most bytes one column of one Parquet row group may decode to (known from the footer).",
+    )
+    max_dataset_row_group_bytes: int = Field(
+        default=2**30, gt=0, description="Most bytes one Parquet row group may decode to, all columns together."
+    )
     max_inference_rows: int = 100_000
 
     job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")

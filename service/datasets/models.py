@@ -22,7 +22,8 @@ class Dataset(TenantOwned, Base):
     uri: Mapped[str | None] = mapped_column(Text)
     """A reference's URI as given."""
     files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    """A reference's files: path under the data root, size and mtime_ns as registered."""
+    """A reference's files as registered: path under the data root, size and mtime_ns; or, in a cloud
+    store, url, size and version (ETag)."""
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     """Of the stored Parquet file; None for a reference."""

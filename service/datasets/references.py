@@ -1,5 +1,5 @@
 """Datasets by reference: Parquet files read in place under the data root (FUSEBOX_DATA_ROOT), which every
-API and worker host mounts, like the artifact store. Nothing is copied.
+API and worker host mounts, like the artifact store, or in a cloud object store (remote.py). Nothing is copied.
 
 A URI is a path relative to the root (or an absolute path, or file:// URL, inside it): one Parquet file, a
 folder of them, or a glob. Whatever it names must stay inside the root once `..` and symlinks are resolved.
@@ -15,27 +15,43 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from service.core.errors import Unprocessable
+import pyarrow.fs as pafs
 
-REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs", "http", "https"})
+from service.core.errors import Unprocessable
+from service.datasets import remote
+from service.datasets.remote import FoundFiles
+from service.datasets.scanning import ParquetInput
+
+UNREAD_SCHEMES = frozenset({"abfs", "abfss", "az", "hdfs", "http", "https"})
 GLOB_CHARACTERS = frozenset("*?[")
 
 
-def resolve(uri: str, root: Path) -> list[Path]:
-    """The Parquet files `uri` names, resolved, sorted, all inside `root`."""
+def resolve(uri: str, root: Path) -> FoundFiles:
+    """The Parquet files `uri` names, sorted: in a cloud store, or resolved and all inside `root`."""
     parts = urlsplit(uri)
-    if parts.scheme in REMOTE_SCHEMES:
+    if parts.scheme in remote.CLOUD_SCHEMES:
+        return remote.resolve(uri)
+    files = _local_files(uri, parts.scheme, parts.netloc, parts.path, root)
+    recorded = fingerprints(files, root)  # before any read: a write after it shows as a change
+    local = pafs.LocalFileSystem()
+    return FoundFiles(
+        [ParquetInput(local, str(file), entry["path"]) for file, entry in zip(files, recorded, strict=True)], recorded
+    )
+
+
+def _local_files(uri: str, scheme: str, netloc: str, url_path: str, root: Path) -> list[Path]:
+    if scheme in UNREAD_SCHEMES:
         raise Unprocessable(
-            f"{parts.scheme}:// URLs are not read yet. Mount the storage on every host under the data root "
-            f"(FUSEBOX_DATA_ROOT, here {root}) and register the path relative to it."
+            f"{scheme}:// URLs are not read. Mount the storage on every host under the data root "
+            f"(FUSEBOX_DATA_ROOT, here {root}) and register the path relative to it, or use s3:// or gs://."
         )
-    if parts.scheme not in ("", "file") or (parts.scheme == "file" and parts.netloc not in ("", "localhost")):
+    if scheme not in ("", "file") or (scheme == "file" and netloc not in ("", "localhost")):
         raise Unprocessable(
-            f"Unknown URI scheme '{parts.scheme}:'. Give a path relative to the data root ({root}): "
-            "a Parquet file, a folder of Parquet files, or a glob such as 'train/*.parquet'."
+            f"Unknown URI scheme '{scheme}:'. Give a path relative to the data root ({root}): "
+            "a Parquet file, a folder of Parquet files, or a glob such as 'train/*.parquet'; or an s3:// or gs:// URL."
         )
     try:
-        return _files(uri, parts.path if parts.scheme == "file" else None, root.resolve())
+        return _files(uri, url_path if scheme == "file" else None, root.resolve())
     except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte, ...
         shown = uri if len(uri) <= 80 else f"{uri[:77]}..."
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -61,7 +77,6 @@ def _files(uri: str, file_url_path: str | None, root: Path) -> list[Path]:
 
 def fingerprints(files: list[Path], root: Path) -> list[dict[str, Any]]:
     """What the dataset row records of each file: its path under the root, size and modification time."""
-    root = root.resolve()
     return [_fingerprint(file.relative_to(root).as_posix(), file.stat()) for file in files]
 
 
@@ -69,6 +84,11 @@ def changes(recorded: list[dict[str, Any]], root: Path) -> list[str]:
     """How the recorded files differ from what is on disk now; empty when they are as registered."""
     found = []
     for entry in recorded:
+        if "url" in entry:
+            changed = remote.change(entry)
+            if changed:
+                found.append(changed)
+            continue
         path = root / entry["path"]
         if not path.is_file():
             found.append(f"'{entry['path']}' is gone")

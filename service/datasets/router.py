@@ -26,7 +26,7 @@ from service.core.uploads import (
     require_file,
 )
 from service.datasets import service
-from service.datasets.parsing import TableLimits
+from service.datasets.limits import TableLimits
 from service.datasets.schemas import (
     DatasetList,
     DatasetMetadata,
@@ -102,12 +102,10 @@ async def create_dataset(
     By reference (nothing is copied; a job fails if the files change after this):
     `curl -H 'Content-Type: application/json' -d '{"uri": "census/train/*.parquet"}' .../v1/datasets`
     """
+    limits = TableLimits.from_settings(settings)
     if isinstance(source, DatasetReference):
-        dataset = await run_in_threadpool(
-            service.register_reference, session, tenant_id, source, settings.data, settings.max_dataset_columns
-        )
+        dataset = await run_in_threadpool(service.register_reference, session, tenant_id, source, settings.data, limits)
     else:
-        limits = TableLimits(max_columns=settings.max_dataset_columns, max_cells=settings.max_dataset_cells)
         dataset = await run_in_threadpool(
             service.create_dataset, session, store, tenant_id, source.file, source.metadata, limits
         )

@@ -68,9 +68,13 @@ class ColumnOut(BaseModel):
 
 
 class FileOut(BaseModel):
-    path: str = Field(description="Under the data root.")
+    """A local file (path, mtime_ns) or a cloud object (url, version)."""
+
+    path: str | None = Field(default=None, description="Under the data root.")
+    url: str | None = Field(default=None, description="A cloud object's URL.")
     size: int
-    mtime_ns: int
+    mtime_ns: int | None = Field(default=None, description="A local file's modification time.")
+    version: str | None = Field(default=None, description="A cloud object's ETag (or modification time).")
 
 
 class DatasetOut(ApiModel):
@@ -81,7 +85,9 @@ class DatasetOut(ApiModel):
     rows: int
     columns: list[ColumnOut]
     uri: str | None = Field(description="A reference's URI as given.")
-    files: list[FileOut] | None = Field(description="A reference's files, with their size and mtime as registered.")
+    files: list[FileOut] | None = Field(
+        description="A reference's files, with their size and mtime (or ETag) as registered."
+    )
     sha256: str | None = Field(description="Of the stored Parquet file (uploads).")
     upload_sha256: str | None = Field(description="Of the file as uploaded (uploads).")
     size_bytes: int = Field(description="Of the stored file, or of all referenced files.")

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore, StagedFile
-from service.datasets import parsing, references
+from service.datasets import references
+from service.datasets.limits import TableLimits
 from service.datasets.models import Dataset
 from service.datasets.scanning import scan_parquet
 from service.datasets.schemas import DatasetMetadata, DatasetReference
+from service.datasets.uploads import write_upload
 
 
 def create_dataset(
@@ -24,24 +26,22 @@ def create_dataset(
     tenant_id: str,
     upload: StagedFile,
     metadata: DatasetMetadata,
-    limits: parsing.TableLimits,
+    limits: TableLimits,
 ) -> Dataset:
     upload.finish()
     filename = upload.filename or "upload"
-    frame, source_format = parsing.read_table(upload.path, filename, limits)
-    columns = parsing.check_table(frame, set(metadata.label_columns))
     with store.scratch_file(".parquet") as scratch:
-        frame.to_parquet(scratch, index=False)
+        written = write_upload(upload.path, filename, set(metadata.label_columns), limits, scratch)
         stored = store.adopt_file(scratch)
     dataset = Dataset(
         tenant_id=tenant_id,
         name=metadata.name or filename,
-        source_format=source_format,
+        source_format=written.source_format,
         upload_sha256=upload.sha256,
         sha256=stored.sha256,
         size_bytes=stored.size,
-        rows=len(frame),
-        columns=columns,
+        rows=written.rows,
+        columns=written.columns,
     )
     try:
         session.add(dataset)
@@ -55,20 +55,19 @@ def create_dataset(
 
 
 def register_reference(
-    session: Session, tenant_id: str, reference: DatasetReference, data_root: Path, max_columns: int
+    session: Session, tenant_id: str, reference: DatasetReference, data_root: Path, limits: TableLimits
 ) -> Dataset:
-    """Nothing is copied: the files' sizes and mtimes are recorded, for jobs to find them unchanged."""
-    files = references.resolve(reference.uri, data_root)
-    recorded = references.fingerprints(files, data_root)  # before reading: a later write shows as a change
-    scanned = scan_parquet(files, set(reference.label_columns), max_columns, data_root.resolve())
+    """Nothing is copied: each file's size and mtime (or ETag) are recorded, for jobs to find them unchanged."""
+    found = references.resolve(reference.uri, data_root)  # recorded before reading: a later write shows as a change
+    scanned = scan_parquet(found.inputs, set(reference.label_columns), limits)
     dataset = Dataset(
         tenant_id=tenant_id,
         name=reference.name or reference.uri,
         source_kind="reference",
         source_format="parquet",
         uri=reference.uri,
-        files=recorded,
-        size_bytes=sum(entry["size"] for entry in recorded),
+        files=found.recorded,
+        size_bytes=sum(entry["size"] for entry in found.recorded),
         rows=scanned.rows,
         columns=scanned.columns,
     )

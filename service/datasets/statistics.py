@@ -1,27 +1,43 @@
 """Per-column statistics gathered batch by batch, in memory that does not grow with the row count.
 
-One implementation for every way a table arrives (a whole uploaded frame is one batch; a referenced
-Parquet dataset is many): the values job validation reads later, and what the dataset checks refuse
+One implementation for every way a table arrives (an uploaded CSV or Parquet file, Parquet files read in
+place), each read a batch at a time: the values job validation reads later, and what the dataset checks refuse
 (infinite values, missing values outside label columns).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from service.core.errors import Unprocessable
 
 MAX_LISTED_VALUES = 32
 """Columns with at most this many distinct values keep them in their statistics (labels, small ids)."""
 
+BATCH_BYTES = 32 * 2**20
+"""What one batch of a table takes as float64, whatever its width: wide tables get fewer rows a batch."""
+
+
+def batch_rows(columns: int) -> int:
+    return max(1_024, min(65_536, BATCH_BYTES // (8 * max(columns, 1))))
+
+
+def dtype_name(kind: pa.DataType, summary: ColumnSummary) -> str:
+    """The dtype pandas gives the column when it reads the whole table: integers with gaps become float64."""
+    if pa.types.is_integer(kind) and summary.missing:
+        return "float64"
+    return np.dtype(kind.to_pandas_dtype()).name
+
 
 @dataclass
 class ColumnSummary:
     name: str
-    dtype: str
     rows: int = 0
     missing: int = 0
     first_missing_row: int | None = None
@@ -32,6 +48,10 @@ class ColumnSummary:
     integer_valued: bool = True
     distinct: set[float] | None = field(default_factory=set)
     """None once there are more than MAX_LISTED_VALUES."""
+
+    def add_arrow(self, column: pa.Array | pa.ChunkedArray) -> None:
+        """The next rows of the column, of any numeric type, nulls missing."""
+        self.add(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
 
     def add(self, values: np.ndarray) -> None:
         """The next rows of the column, as float64 with NaN where a value is missing."""
@@ -65,11 +85,11 @@ class ColumnSummary:
             )
         return found
 
-    def record(self) -> dict[str, Any]:
+    def record(self, dtype: str) -> dict[str, Any]:
         """The dataset row's entry for this column."""
         return {
             "name": self.name,
-            "dtype": self.dtype,
+            "dtype": dtype,
             "missing": self.missing,
             "min": self.minimum,
             "max": self.maximum,
@@ -78,9 +98,11 @@ class ColumnSummary:
         }
 
 
-def checked_records(summaries: list[ColumnSummary], label_columns: set[str]) -> list[dict[str, Any]]:
+def checked_records(
+    summaries: Sequence[ColumnSummary], dtypes: Sequence[str], label_columns: set[str]
+) -> list[dict[str, Any]]:
     """The columns' records, or a 422 listing every value problem of every column."""
     problems = [problem for summary in summaries for problem in summary.problems(summary.name in label_columns)]
     if problems:
         raise Unprocessable("The table has values fusion cannot use.", problems)
-    return [summary.record() for summary in summaries]
+    return [summary.record(dtype) for summary, dtype in zip(summaries, dtypes, strict=True)]

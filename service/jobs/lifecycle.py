@@ -69,9 +69,10 @@ class JobInputs:
     spec: JobCreate
     sources: dict[uuid.UUID, StoredSource]
     """By model id, as the spec's tasks name them."""
-    train: list[Path]
-    validation: list[Path] | None
-    test: list[Path] | None
+    train: list[Path | str]
+    """Paths, or the URLs of objects in a cloud store."""
+    validation: list[Path | str] | None
+    test: list[Path | str] | None
 
 
 def heartbeat_interval_s(settings: Settings) -> float:
@@ -139,14 +140,14 @@ def load_inputs(job_id: uuid.UUID, store: ArtifactStore, data_root: Path) -> Job
         )
 
 
-def _dataset_files(dataset: Dataset, store: ArtifactStore, data_root: Path) -> list[Path]:
+def _dataset_files(dataset: Dataset, store: ArtifactStore, data_root: Path) -> list[Path | str]:
     if dataset.files is None:
         assert dataset.sha256 is not None, "an uploaded dataset has its stored file"
         return [store.path(dataset.sha256)]
     changed = change_message(dataset.name, dataset.files, data_root)
     if changed:
         raise DatasetChanged(changed)
-    return [data_root / entry["path"] for entry in dataset.files]
+    return [entry["url"] if "url" in entry else data_root / entry["path"] for entry in dataset.files]
 
 
 def recorded_metrics(job_id: uuid.UUID) -> list[dict[str, Any]]:

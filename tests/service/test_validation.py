@@ -122,7 +122,7 @@ class TestDatasetUploads:
             (b"a,b\n1,inf\n2,3\n", "inf.csv", ["'b'", "infinite"]),
             (b"a,a\n1,2\n", "twice.csv", ["'a'", "more than once"]),
             (b"a,b\n1,2\n", "fake.parquet", ["not one"]),
-            (b"PAR1garbage", "broken.parquet", ["Parquet file could not be read"]),
+            (b"PAR1garbage", "broken.parquet", ["Parquet file 'broken.parquet' could not be read"]),
             (
                 ",".join(f"c{i}" for i in range(61)).encode() + b"\n" + b",".join([b"1"] * 61),
                 "wide.csv",
