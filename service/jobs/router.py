@@ -68,7 +68,9 @@ def create_job(
 ) -> JobOut:
     """Checks, before queueing, that every column exists, labels fit their task types, and every model
     input can be fed from the data. Poll `GET /v1/fusion-jobs/{id}` for progress."""
-    job, created = service.create_job(session, tenant_id, spec, settings.data, idempotency_key)
+    job, created = service.create_job(
+        session, tenant_id, spec, settings.data, idempotency_key, settings.worker_memory_bytes
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
