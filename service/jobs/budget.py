@@ -2,12 +2,13 @@
 
 The engine's estimator (fusion/budget.py) takes the job's shape; this module builds that shape from what
 intake and the dataset upload recorded (component output shapes, parameter counts, input widths, rows), so
-the API neither loads a model nor imports torch. Where a component's width is unknown (a symbolic shape),
-the widest known one stands in, so the estimate errs on the high side.
+the API neither loads a model nor imports torch. The components fused at each level are picked as the
+engine picks them, from the component outputs whose widths intake resolved.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -66,12 +67,10 @@ def job_shape(spec: JobCreate, resolved: ResolvedJob) -> JobShape:
 
 def _source_shape(model: UploadedModel, task: int, levels: int) -> SourceShape:
     input_width = sum(int(spec["width"]) for spec in model.signature["inputs"])
-    widths = [width for component in model.decomposition["components"] for width in _output_widths(component)]
-    widest = max(widths, default=input_width)
+    widths = [width for component in model.decomposition["components"] for width in _depth_widths(component)]
     return SourceShape(
         task=task,
-        # Which components plan_levels picks depends on the graph's spine; the widest bounds each pick.
-        level_widths=(widest,) * levels,
+        level_widths=_level_picks(widths or [input_width], levels),
         output_width=int(model.signature["output_width"]),
         parameters=int(model.decomposition["parameter_count"]),
         input_width=input_width,
@@ -79,17 +78,22 @@ def _source_shape(model: UploadedModel, task: int, levels: int) -> SourceShape:
     )
 
 
-def _output_widths(component: dict[str, Any]) -> Iterator[int]:
-    """Values per row of each output of the component and its children whose shape intake could resolve."""
+def _depth_widths(component: dict[str, Any]) -> Iterator[int]:
+    """Values per row of the outputs intake could resolve, shallow to deep: a component's children come
+    before its own output; the head, whose output is the score, is not fused."""
+    for child in component["children"]:
+        yield from _depth_widths(child)
+    if component["role"] == "head":
+        return
     for output in component["outputs"]:
         shape = output["shape"]
         if shape and all(isinstance(size, int) for size in shape[1:]):
-            width = 1
-            for size in shape[1:]:
-                width *= size
-            yield width
-    for child in component["children"]:
-        yield from _output_widths(child)
+            yield math.prod(shape[1:])
+
+
+def _level_picks(widths: list[int], levels: int) -> tuple[int, ...]:
+    """fusion.akf.sources.plan_levels's rule, spreading the levels evenly over the representations."""
+    return tuple(widths[math.ceil(level * len(widths) / levels) - 1] for level in range(1, levels + 1))
 
 
 def _largest_fitting_batch(shape: JobShape, budget_bytes: int) -> int:
