@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import signal
 import time
 from collections.abc import Callable
@@ -111,6 +112,12 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the child outlives a killed worker, fenced by its attempt
         pass
+
+
+def prepare() -> None:
+    """Start the fork server now (it imports the engine and torch once), not when the first job comes."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
 
 
 _contexts: list[multiprocessing.context.ForkServerContext] = []

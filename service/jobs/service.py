@@ -111,8 +111,9 @@ def fused_model_file(session: Session, store: ArtifactStore, tenant_id: str, job
 
 
 def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
-    """A queued job is cancelled at once; a running one is flagged, and its worker stops within about a
-    second, ends it and removes its checkpoints (or, if that worker is gone, the lost-job sweep does).
+    """A queued job is cancelled at once; a running one is flagged, and its worker stops it within about a
+    second (killing its process if need be), ends it and removes its checkpoints (or, if that worker is
+    gone, the lost-job sweep does).
 
     Conditional updates, so that a worker claiming the job at the same moment cannot be overwritten.
     """
