@@ -75,10 +75,11 @@ class JobEstimate:
         return self.parameter_bytes + self.activation_bytes + self.data_bytes + self.runtime_bytes
 
     def describe(self) -> str:
+        """The parts of the peak, and the compute."""
         return (
-            f"{human_bytes(self.peak_bytes)} ({self.parameters:,} parameters with their optimiser state "
-            f"{human_bytes(self.parameter_bytes)}, activations of one batch {human_bytes(self.activation_bytes)}, "
-            f"data buffers {human_bytes(self.data_bytes)}, runtime {human_bytes(self.runtime_bytes)}); "
+            f"{self.parameters:,} parameters with their optimiser state {human_bytes(self.parameter_bytes)}, "
+            f"activations of one batch {human_bytes(self.activation_bytes)}, data buffers "
+            f"{human_bytes(self.data_bytes)}, runtime {human_bytes(self.runtime_bytes)}; "
             f"{self.flops_per_epoch / 1e12:.3g} TFLOP per epoch"
         )
 
@@ -134,7 +135,8 @@ def _step_activations(shape: JobShape, levels: list[list[int]], batch: int, adap
     hp = shape.hyperparameters
     d, heads, tasks, sources = hp.d_model, hp.heads, len(shape.task_widths), len(shape.sources)
     tokens = tasks + sources
-    attention = 3 * tasks * tokens * d + 2 * tasks * tokens * heads  # products, scores, weights, weighted values
+    # Broadcast products, head-weighted copies, weighted values, softmax inputs: each [batch, tasks, tokens, d].
+    attention = 4 * tasks * tokens * d + 2 * tasks * tokens * heads
     per_level = (
         attention
         + 3 * sources * d  # component tokens, their keys and values

@@ -52,3 +52,12 @@ def _host_memory(root: Path) -> int | None:
         except (ValueError, OSError):
             return None
     return None
+
+
+JOB_SHARE = 0.8
+"""Of the memory a worker may use, what one job may: the rest is for the worker process itself and the page
+cache that memory-mapped component outputs are read through."""
+
+
+def default_job_memory_bytes() -> int:
+    return int(JOB_SHARE * usable_memory_bytes())

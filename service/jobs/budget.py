@@ -31,8 +31,9 @@ def budget_problem(spec: JobCreate, resolved: ResolvedJob, budget_bytes: int) ->
         f"batch_size {fitting} or less would fit" if fitting else "no batch_size fits at this d_model and levels"
     )
     return (
-        f"the job would need about {estimate.describe()}, over the worker memory budget of "
-        f"{human_bytes(budget_bytes)} (FUSEBOX_WORKER_MEMORY_BYTES); lower batch_size (now {hp.batch_size}, "
+        f"the job would need about {human_bytes(estimate.peak_bytes)} at its peak, over the worker memory budget "
+        f"of {human_bytes(budget_bytes)} (FUSEBOX_WORKER_MEMORY_BYTES): {estimate.describe()}. Lower batch_size "
+        f"(now {hp.batch_size}, "
         f"{batch_advice}), d_model (now {hp.d_model}), heads (now {hp.heads}), levels (now {hp.levels}) "
         f"or tower_hidden (now {hp.tower_hidden}), or run it on workers with more memory"
     )

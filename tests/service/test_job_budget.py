@@ -79,7 +79,7 @@ def test_a_job_too_big_for_a_worker_is_refused_before_it_is_queued(client: httpx
     assert "FUSEBOX_WORKER_MEMORY_BYTES" in problem and "16.0 GiB" in problem
     needed = float(re.search(r"need about ([\d.]+) GiB", problem).group(1))  # type: ignore[union-attr]
     assert needed > 16
-    assert "lower batch_size (now 1000000, batch_size" in problem and "would fit" in problem
+    assert "Lower batch_size (now 1000000, batch_size" in problem and "would fit" in problem
     assert all(job["name"] != "issue15" for job in client.get("/v1/fusion-jobs").json()["items"])
 
 
