@@ -62,6 +62,9 @@ def job_process(job_id: uuid.UUID, attempt: int, stop: Event) -> None:
     reporter = JobReporter(job_id, attempt, stop.is_set, settings.progress_interval_s)
     if not _run(reporter, store, settings):
         sys.exit(_NOT_HELD)
+    # The end is recorded: its checkpoints go now, not once this process has exited and the worker has
+    # noticed (which does it again, harmlessly), so that a client seeing the end finds them gone too.
+    store.remove_job_folder(job_id)
 
 
 def _settle(job_id: uuid.UUID, attempt: int, outcome: Outcome, store: ArtifactStore, settings: Settings) -> bool:
