@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
+from fusion.akf.sources import FusionSource, plan_levels, usable_spine
 from fusion.budget import RUNTIME_BYTES, JobShape, SourceShape, estimate_job
+from fusion.intake import LoadedModel
 from fusion.memory import usable_memory_bytes
 from fusion.spec import Hyperparameters, Strategy
+from service.jobs.budget import source_shape
+from service.models.inspection import summary
 from tests.helpers import ROOT
 
 GiB = 2**30
@@ -181,3 +185,30 @@ def test_cgroup_v1_no_limit_is_a_huge_number_that_limits_nothing(tmp_path: Path)
     assert usable_memory_bytes(root) == 16384000 * 1024
     (root / "sys/fs/cgroup/memory/memory.limit_in_bytes").write_text(f"{3 * GiB}\n")
     assert usable_memory_bytes(root) == 3 * GiB
+
+
+def test_the_api_picks_the_fused_components_as_the_engine_does(
+    zoo_models: dict[tuple[str, str], LoadedModel],
+) -> None:
+    """The API sees only what intake recorded (service/models/inspection.py); the widths it estimates with
+    are those plan_levels fuses, or close: within 2x in total over the levels where intake resolved every
+    shape, and never less than half (a shape it could not resolve counts as the widest) elsewhere."""
+    for (family, exporter), loaded in zoo_models.items():
+        signature, decomposition = asdict(loaded.signature), summary(loaded)
+        source = FusionSource(name=family, task="t", loaded=loaded)
+        widest = max(usable_spine(source).values())
+        for levels in (1, 3, 5):
+            estimated = source_shape(signature, decomposition, task=0, levels=levels).level_widths
+            fused = plan_levels(source, levels).widths
+            assert len(estimated) == len(fused) == levels
+            high = 2 * sum(fused) if all_shapes_known(decomposition) else levels * widest
+            assert sum(fused) / 2 <= sum(estimated) <= high, (family, exporter, estimated, fused)
+
+
+def all_shapes_known(decomposition: dict) -> bool:
+    def known(component: dict) -> bool:
+        return all(output["shape"] is not None for output in component["outputs"]) and all(
+            known(child) for child in component["children"]
+        )
+
+    return all(known(component) for component in decomposition["components"])

@@ -9,14 +9,12 @@ engine picks them, from the component outputs whose widths intake resolved.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from fusion.budget import JobShape, SourceShape, estimate_job, human_bytes
 from service.jobs.schemas import JobCreate
 from service.jobs.validation import ResolvedJob
-from service.models.models import UploadedModel
 
 
 def budget_problem(spec: JobCreate, resolved: ResolvedJob, budget_bytes: int) -> str | None:
@@ -43,8 +41,9 @@ def job_shape(spec: JobCreate, resolved: ResolvedJob) -> JobShape:
     """Only for a job whose models and datasets all resolved (no problems)."""
     levels = spec.hyperparameters.levels
     task_index = {task.name: i for i, task in enumerate(spec.tasks)}
+    models = resolved.models
     sources = tuple(
-        _source_shape(resolved.models[ref.id], task_index[task.name], levels)
+        source_shape(models[ref.id].signature, models[ref.id].decomposition, task_index[task.name], levels)
         for task in spec.tasks
         for ref in task.models
     )
@@ -66,30 +65,50 @@ def job_shape(spec: JobCreate, resolved: ResolvedJob) -> JobShape:
     )
 
 
-def _source_shape(model: UploadedModel, task: int, levels: int) -> SourceShape:
-    input_width = sum(int(spec["width"]) for spec in model.signature["inputs"])
-    widths = [width for component in model.decomposition["components"] for width in _depth_widths(component)]
+def source_shape(signature: dict[str, Any], decomposition: dict[str, Any], task: int, levels: int) -> SourceShape:
+    """A source model as intake recorded it: its signature and its decomposition's summary."""
+    input_width = sum(int(spec["width"]) for spec in signature["inputs"])
+    spine = _spine_widths(decomposition["components"])
+    known = [width for width in spine if width is not None]
+    # A width intake could not resolve (a symbolic shape) is taken as the widest known: the estimate errs high.
+    widths = [width if width is not None else max(known, default=input_width) for width in spine]
     return SourceShape(
         task=task,
         level_widths=_level_picks(widths or [input_width], levels),
-        output_width=int(model.signature["output_width"]),
-        parameters=int(model.decomposition["parameter_count"]),
+        output_width=int(signature["output_width"]),
+        parameters=int(decomposition["parameter_count"]),
         input_width=input_width,
         activation_width=sum(widths) or input_width,
     )
 
 
-def _depth_widths(component: dict[str, Any]) -> Iterator[int]:
-    """Values per row of the outputs intake could resolve, shallow to deep: a component's children come
-    before its own output; the head, whose output is the score, is not fused."""
-    for child in component["children"]:
-        yield from _depth_widths(child)
-    if component["role"] == "head":
-        return
-    for output in component["outputs"]:
-        shape = output["shape"]
-        if shape and all(isinstance(size, int) for size in shape[1:]):
-            yield math.prod(shape[1:])
+def _spine_widths(components: list[dict[str, Any]]) -> list[int | None]:
+    """The widths of the representations fusion.decompose's spine holds, shallow to deep, as far as the stored
+    summary shows them: the top-level chain's outputs, and inside a parallel component its deepest branch's
+    (the head, whose output is the score, and 1-D tensors excluded). None: a shape intake could not resolve."""
+    widths: dict[str, int | None] = {}
+
+    def visit(component: dict[str, Any]) -> None:
+        if component["role"] == "head":
+            return
+        children = component["children"]
+        for child in [max(children, key=_size)] if component["parallel"] and children else children:
+            visit(child)
+        for output in component["outputs"]:
+            shape = output["shape"]
+            if shape is not None and len(shape) < 2:
+                continue
+            known = shape is not None and all(isinstance(size, int) for size in shape[1:])
+            widths.setdefault(output["name"], math.prod(shape[1:]) if known else None)
+
+    for component in components:
+        visit(component)
+    return list(widths.values())
+
+
+def _size(component: dict[str, Any]) -> int:
+    """Components in the subtree: the deepest of parallel branches has the most."""
+    return 1 + sum(_size(child) for child in component["children"])
 
 
 def _level_picks(widths: list[int], levels: int) -> tuple[int, ...]:
