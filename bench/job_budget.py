@@ -133,7 +133,7 @@ def cancel_heavy(stack: LocalStack, client: httpx.Client, worker: str, spec: dic
     while client.get(f"/v1/fusion-jobs/{job_id}").json()["status"] == "running":
         time.sleep(0.05)
     took = time.monotonic() - asked
-    logged = re.findall(rf"job {job_id}: stop requested; the job process ([^\"]+ s later)", worker_log(stack, worker))
+    logged = re.findall(rf"job {job_id}: cancel seen; the job process ([^\"]+ s later)", worker_log(stack, worker))
     status = client.get(f"/v1/fusion-jobs/{job_id}").json()["status"]
     return row("cancel during a training step", status, took, f"worker: {logged[0] if logged else '?'}")
 

@@ -3,9 +3,12 @@ budget, killed when it does not stop in time after being asked, and left to end 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from multiprocessing.synchronize import Event
 
+from worker.runner import unexpected_end
 from worker.supervisor import CANCEL_GRACE_S, Ending, run_watched
 
 MiB = 2**20
@@ -60,3 +63,14 @@ def test_a_process_that_honours_a_stop_ends_by_itself() -> None:
     assert (outcome.ending, outcome.exitcode) == (Ending.EXITED, 0)
     assert outcome.stop_seconds is not None
     print(f"stopped {outcome.stop_seconds:.2f} s after the request (by itself)")
+
+
+def killed_from_outside(stop: Event) -> None:
+    """What the kernel's out-of-memory killer does to a process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_process_killed_from_outside_ends_with_its_signal() -> None:
+    outcome = run_watched(killed_from_outside, (), lambda: False, memory_budget=2**40)
+    assert (outcome.ending, outcome.exitcode) == (Ending.EXITED, -signal.SIGKILL)
+    assert "out of memory" in unexpected_end(outcome.exitcode)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sys
 import uuid
 from multiprocessing.synchronize import Event
@@ -40,6 +41,9 @@ def run_fusion_job(job_id: uuid.UUID) -> None:
         return
     with JobLease(job_id, attempt, lifecycle.heartbeat_interval_s(settings)) as lease:
         outcome = run_watched(job_process, (job_id, attempt), lambda: lease.should_stop, settings.worker_memory_bytes)
+        if outcome.stop_seconds is not None and lease.cancel_requested.is_set():
+            how = "stopped by itself" if outcome.ending == Ending.EXITED else "was killed"
+            log.info("job %s: cancel seen; the job process %s %.2f s later", job_id, how, outcome.stop_seconds)
         ended_here = _settle(job_id, attempt, outcome, store, settings)
     if ended_here:
         # Checkpoints only serve a later attempt of a job that has not ended; this one has.
@@ -69,9 +73,6 @@ def job_process(job_id: uuid.UUID, attempt: int, stop: Event) -> None:
 
 def _settle(job_id: uuid.UUID, attempt: int, outcome: Outcome, store: ArtifactStore, settings: Settings) -> bool:
     """Record how the job ended when its process could not; True when the job's end is recorded (by either)."""
-    if outcome.stop_seconds is not None:
-        how = "stopped by itself" if outcome.ending == Ending.EXITED else "was killed"
-        log.info("job %s: stop requested; the job process %s %.2f s later", job_id, how, outcome.stop_seconds)
     if outcome.ending != Ending.EXITED:
         # A killed process leaves its half-written component outputs; the job folder goes with the job.
         for scratch in store.component_cache.glob(f"{scratch_prefix(outcome.pid)}*"):
@@ -92,9 +93,21 @@ def _settle(job_id: uuid.UUID, attempt: int, outcome: Outcome, store: ArtifactSt
     if outcome.exitcode == _NOT_HELD:
         return False
     log.error("job %s: the job process ended with status %s", job_id, outcome.exitcode)
-    return lifecycle.record_failure(
-        job_id, attempt, f"internal error: the job process ended unexpectedly (exit status {outcome.exitcode})"
-    )
+    return lifecycle.record_failure(job_id, attempt, unexpected_end(outcome.exitcode))
+
+
+def unexpected_end(exitcode: int | None) -> str:
+    """The job's error when its process ended neither by itself nor by this worker's hand."""
+    if exitcode is not None and exitcode < 0 and -exitcode == signal.SIGKILL:
+        # Not this worker's doing: the kernel's out-of-memory killer is the usual sender.
+        return (
+            "the job process was killed (SIGKILL), most likely by the host running out of memory: lower batch_size, "
+            "d_model, heads, levels or tower_hidden, or set FUSEBOX_WORKER_MEMORY_BYTES below the memory the "
+            "worker really has, so that the job is refused or stopped before the host runs out"
+        )
+    if exitcode is not None and exitcode < 0:
+        return f"internal error: the job process was ended by signal {-exitcode} ({signal.strsignal(-exitcode)})"
+    return f"internal error: the job process ended unexpectedly (exit status {exitcode})"
 
 
 def _run(reporter: JobReporter, store: ArtifactStore, settings: Settings) -> bool:

@@ -106,7 +106,7 @@ def test_cancel_during_a_heavy_job_stops_it_quickly(stack: Stack, client: httpx.
     final = job()
     assert final["status"] == "cancelled" and final["error"] is None and final["deployment"] is None
     log = stack.log_path(the_worker(stack)).read_text()
-    stopped = re.findall(rf"job {job_id}: stop requested; the job process ([^\"]+ s later)", log)
+    stopped = re.findall(rf"job {job_id}: cancel seen; the job process ([^\"]+ s later)", log)
     print(f"cancel to cancelled, seen by the client: {took:.2f} s; the worker: {stopped}")
     assert stopped
     runs_the_next_job(stack, client, uploaded, "after-cancel")
