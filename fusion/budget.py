@@ -85,6 +85,8 @@ class JobEstimate:
 
 
 def estimate_job(shape: JobShape) -> JobEstimate:
+    """The job's peak memory: training's or scoring's activations, whichever is larger, on top of the
+    parameters, the data buffers and the runtime, which are there throughout."""
     hp = shape.hyperparameters
     levels = [_level_widths(shape, level) for level in range(hp.levels)]
     adaptive = shape.strategy != Strategy.FROZEN
