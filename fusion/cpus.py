@@ -35,15 +35,15 @@ def _cgroup_limit(root: Path) -> int | None:
     """ceil(quota / period) of the strictest CPU quota on this process's cgroup or its ancestors (v2
     cpu.max, v1 cpu.cfs_quota_us); None where no quota is set or no cgroup file can be read."""
     mount = root / "sys" / "fs" / "cgroup"
-    own = _own_cgroups(root)
-    limits = [_v2_limit(folder / "cpu.max") for folder in _ancestors(mount, own.get(""))]
+    own = own_cgroups(root)
+    limits = [_v2_limit(folder / "cpu.max") for folder in cgroup_ancestors(mount, own.get(""))]
     for controller in _V1_MOUNTS:
-        limits += [_v1_limit(folder) for folder in _ancestors(mount / controller, own.get("cpu"))]
+        limits += [_v1_limit(folder) for folder in cgroup_ancestors(mount / controller, own.get("cpu"))]
     found = [limit for limit in limits if limit is not None]
     return min(found) if found else None
 
 
-def _own_cgroups(root: Path) -> dict[str, str]:
+def own_cgroups(root: Path) -> dict[str, str]:
     """/proc/self/cgroup as controller -> path ("" is the v2 hierarchy)."""
     try:
         lines = (root / "proc" / "self" / "cgroup").read_text().splitlines()
@@ -57,7 +57,7 @@ def _own_cgroups(root: Path) -> dict[str, str]:
     return own
 
 
-def _ancestors(mount: Path, path: str | None) -> list[Path]:
+def cgroup_ancestors(mount: Path, path: str | None) -> list[Path]:
     """The cgroup's folder under the mount and every folder above it up to the mount. In a container the
     mount is often the container's own cgroup while /proc/self/cgroup names the host's path: folders
     that do not exist are skipped, and the mount itself is always looked at."""

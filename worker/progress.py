@@ -13,27 +13,23 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 
 from fusion.training import Cancelled, Progress
 from service.jobs import lifecycle
-from worker.lease import JobLease
 
 
 class JobReporter:
-    def __init__(self, lease: JobLease, interval_s: float) -> None:
-        self.lease = lease
+    """`stop_requested`: whether the worker holding the job's lease (worker/lease.py) asks it to stop."""
+
+    def __init__(self, job_id: uuid.UUID, attempt: int, stop_requested: Callable[[], bool], interval_s: float) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.stop_requested = stop_requested
         self.interval_s = interval_s
         self._last_write = -math.inf
         # A resumed job keeps the epochs its earlier attempt finished; epochs it runs again are replaced.
-        self._metrics = {entry["epoch"]: entry for entry in lifecycle.recorded_metrics(lease.job_id)}
-
-    @property
-    def job_id(self) -> uuid.UUID:
-        return self.lease.job_id
-
-    @property
-    def attempt(self) -> int:
-        return self.lease.attempt
+        self._metrics = {entry["epoch"]: entry for entry in lifecycle.recorded_metrics(job_id)}
 
     def progress(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -64,7 +60,7 @@ class JobReporter:
         lifecycle.record_resumption(self.job_id, self.attempt, epoch)
 
     def should_stop(self) -> bool:
-        return self.lease.should_stop
+        return self.stop_requested()
 
 
 def _finite(value: float) -> float | None:

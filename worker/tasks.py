@@ -11,6 +11,7 @@ from service.core.config import get_settings
 from service.core.storage import get_store
 from service.jobs import lifecycle
 from service.jobs.queue import FUSION_TASK
+from worker import supervisor
 from worker.app import celery_app
 from worker.runner import run_fusion_job
 from worker.threads import apply_thread_budget
@@ -19,6 +20,12 @@ from worker.threads import apply_thread_budget
 @celery_app.task(name=FUSION_TASK)
 def fuse_job(job_id: str) -> None:
     run_fusion_job(uuid.UUID(job_id))
+
+
+@worker_ready.connect
+def _start_job_processes(**_: object) -> None:
+    """The fork server that job processes come from (worker/supervisor.py), ready before the first job."""
+    supervisor.prepare()
 
 
 @worker_ready.connect

@@ -16,7 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import pandas as pd
 from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.data.tables import Table, as_table
 from fusion.onnx_runtime import create_session, run_session, with_outputs
+from fusion.training import Cancelled
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,13 @@ _PARTIAL = ".partial-"
 class ComponentCache:
     """Computes SourceOutputs into files under `root` and keeps them there for later jobs."""
 
-    def __init__(self, root: Path | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, max_bytes: int | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.should_stop = should_stop
+        """Asked between chunks: a cancelled job stops within one chunk, not after a pass over all rows."""
 
     def outputs(self, source: FusionSource, plan: LevelPlan, data: Table | pd.DataFrame) -> SourceOutputs:
         if self.root is None:
@@ -65,8 +70,12 @@ class ComponentCache:
             pass
         folder.parent.mkdir(parents=True, exist_ok=True)
         # Written into a scratch folder and renamed into place, so readers never see half an entry.
-        scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_PARTIAL))
-        compute_outputs(source, plan, table, scratch)
+        scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=scratch_prefix()))
+        try:
+            compute_outputs(source, plan, table, scratch, self.should_stop)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         try:
             scratch.rename(folder)
         except OSError:  # another job stored the same entry first; theirs is identical
@@ -84,17 +93,22 @@ def component_store(cache: ComponentCache | None) -> Iterator[ComponentCache]:
         yield cache
         return
     with tempfile.TemporaryDirectory(prefix="fusebox-components-") as folder:
-        yield ComponentCache(Path(folder))
+        yield ComponentCache(Path(folder), should_stop=cache.should_stop if cache is not None else None)
 
 
-def compute_outputs(source: FusionSource, plan: LevelPlan, table: Table, folder: Path) -> None:
+def compute_outputs(
+    source: FusionSource, plan: LevelPlan, table: Table, folder: Path, should_stop: Callable[[], bool] | None = None
+) -> None:
     """Run the source once per chunk (one session for all chunks) and write each level's component
-    output and the source's output into level{i}.npy and output.npy under `folder`."""
+    output and the source's output into level{i}.npy and output.npy under `folder`. Raises Cancelled
+    when `should_stop` answers True before a chunk."""
     unique = list(dict.fromkeys(plan.tensors))
     output_name = source.signature.output_name
     session = create_session(with_outputs(source.model, unique))
     files: dict[str, np.memmap] = {}
     for chunk in table.chunks:
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"stopped while computing the outputs of model '{source.name}'")
         results = run_session(session, source.feed(table.read(chunk, source.columns)), [*unique, output_name])
         values = {f"level{i}": results[name].reshape(chunk.rows, -1) for i, name in enumerate(plan.tensors)}
         values["output"] = results[output_name]
@@ -106,6 +120,11 @@ def compute_outputs(source: FusionSource, plan: LevelPlan, table: Table, folder:
             files[name][chunk.start : chunk.stop] = array
     for array in files.values():
         array.flush()
+
+
+def scratch_prefix(pid: int | None = None) -> str:
+    """Scratch folders carry the process id: what a killed job process left is found by it (worker/job_process.py)."""
+    return f"{_PARTIAL}{os.getpid() if pid is None else pid}-"
 
 
 def _key(source: FusionSource, plan: LevelPlan, table: Table) -> str:

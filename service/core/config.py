@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fusion.intake.records import IntakeLimits
+from fusion.memory import default_job_memory_bytes
 
 _INTAKE = IntakeLimits()
 
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Most torch and ONNX Runtime threads a worker process runs; 0: the CPUs it may use (affinity, "
         "cgroup quota).",
+    )
+    worker_memory_bytes: int = Field(
+        default_factory=default_job_memory_bytes,
+        gt=0,
+        description="Memory one fusion job may use: the API refuses a job estimated to need more, and a worker stops "
+        "one whose process grows past it. Default: 80% of the cgroup memory limit, else of the host's memory.",
     )
     progress_interval_s: float = Field(default=0.5, description="Least time between two progress writes of a job.")
     component_cache_max_bytes: int = Field(

@@ -54,7 +54,7 @@ IdempotencyKey = Annotated[
     responses={
         200: {"description": "A retry with the same Idempotency-Key: the job the first request created"},
         409: {"description": "The Idempotency-Key was used before with a different spec"},
-        422: {"description": "The spec does not fit the models or data; `problems` lists every issue"},
+        422: {"description": "The spec does not fit the models, the data or a worker's memory; `problems` says what"},
         503: {"description": "The job queue is unreachable; nothing was stored"},
     },
 )
@@ -66,9 +66,12 @@ def create_job(
     settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    """Checks, before queueing, that every column exists, labels fit their task types, and every model
-    input can be fed from the data. Poll `GET /v1/fusion-jobs/{id}` for progress."""
-    job, created = service.create_job(session, tenant_id, spec, settings.data, idempotency_key)
+    """Checks, before queueing, that every column exists, labels fit their task types, every model
+    input can be fed from the data, and the job's estimated peak memory fits a worker's budget
+    (FUSEBOX_WORKER_MEMORY_BYTES). Poll `GET /v1/fusion-jobs/{id}` for progress."""
+    job, created = service.create_job(
+        session, tenant_id, spec, settings.data, idempotency_key, settings.worker_memory_bytes
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"

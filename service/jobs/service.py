@@ -16,6 +16,7 @@ from service.core.repository import get_owned, list_owned
 from service.core.schemas import Page
 from service.core.storage import ArtifactStore
 from service.deployments.models import FusedModel
+from service.jobs.budget import budget_problem
 from service.jobs.models import FusionJob, JobStatus
 from service.jobs.queue import enqueue_fusion
 from service.jobs.schemas import JobCreate
@@ -23,10 +24,18 @@ from service.jobs.validation import resolve_and_check
 
 
 def create_job(
-    session: Session, tenant_id: str, spec: JobCreate, data_root: Path, idempotency_key: str | None = None
+    session: Session,
+    tenant_id: str,
+    spec: JobCreate,
+    data_root: Path,
+    idempotency_key: str | None = None,
+    memory_budget: int | None = None,
 ) -> tuple[FusionJob, bool]:
     """The job, and whether this request created it: False when `idempotency_key` names a job that an
-    earlier request with the same spec created (a client's retry), which is returned instead."""
+    earlier request with the same spec created (a client's retry), which is returned instead.
+
+    `memory_budget`: a worker's bytes for one job (FUSEBOX_WORKER_MEMORY_BYTES); a job estimated to need
+    more is refused here rather than left to exhaust a worker's host."""
     request = spec.model_dump(mode="json")
     if idempotency_key is not None and (earlier := _job_of_key(session, tenant_id, idempotency_key)) is not None:
         return _replay(earlier, request, idempotency_key), False
@@ -34,6 +43,8 @@ def create_job(
     if resolved.problems:
         count = len(resolved.problems)
         raise Unprocessable(f"the job spec has {count} problem{'s' if count > 1 else ''}", resolved.problems)
+    if memory_budget is not None and (too_big := budget_problem(spec, resolved, memory_budget)) is not None:
+        raise Unprocessable("the job does not fit a worker's memory", [too_big])
     job = FusionJob(
         tenant_id=tenant_id,
         name=spec.name,
@@ -100,8 +111,9 @@ def fused_model_file(session: Session, store: ArtifactStore, tenant_id: str, job
 
 
 def cancel_job(session: Session, store: ArtifactStore, tenant_id: str, job_id: uuid.UUID) -> FusionJob:
-    """A queued job is cancelled at once; a running one is flagged, and its worker stops within about a
-    second, ends it and removes its checkpoints (or, if that worker is gone, the lost-job sweep does).
+    """A queued job is cancelled at once; a running one is flagged, and its worker stops it within about a
+    second (killing its process if need be), ends it and removes its checkpoints (or, if that worker is
+    gone, the lost-job sweep does).
 
     Conditional updates, so that a worker claiming the job at the same moment cannot be overwritten.
     """

@@ -37,16 +37,21 @@ def inspect_upload(
             raise Unprocessable(str(error)) from None
     _check_task(loaded, metadata)
     try:
-        decomposition = decompose(loaded.model)
+        decomposition = summary(loaded, title=metadata.name)
     except ValueError as error:
         raise Unprocessable(f"The model could not be decomposed into components: {error}") from None
-    summary = {
+    return InspectedModel(loaded=loaded, signature=asdict(loaded.signature), decomposition=decomposition)
+
+
+def summary(loaded: LoadedModel, title: str = "model") -> dict[str, Any]:
+    """The decomposition as stored with the model, for the API's pages and its job checks (service/jobs/budget.py)."""
+    decomposition = decompose(loaded.model)
+    return {
         "parameter_count": decomposition.parameter_count,
         "body_components": decomposition.body_leaf_count(),
         "components": [_component(c) for c in decomposition.components],
-        "tree": format_tree(decomposition, title=metadata.name),
+        "tree": format_tree(decomposition, title=title),
     }
-    return InspectedModel(loaded=loaded, signature=asdict(loaded.signature), decomposition=summary)
 
 
 def _map(path: Path, stack: ExitStack) -> bytes | mmap.mmap:
