@@ -7,6 +7,9 @@ Inference Protocol's).
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -48,17 +51,25 @@ class Unavailable(ServiceError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
-def _is_inference(request: Request) -> bool:
-    return request.url.path.startswith("/v2")
+def _is_inference(path: str) -> bool:
+    return path.startswith("/v2")
 
 
-def _render(request: Request, code: int, message: str, problems: list[str] | None = None) -> JSONResponse:
-    if _is_inference(request):
-        return JSONResponse({"error": message}, status_code=code)
+def error_response(
+    path: str, code: int, message: str, problems: list[str] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An error answer in the wording of the route's protocol: for the handlers here, and for the checks that
+    answer before any route runs (service/core/request_guard.py)."""
+    if _is_inference(path):
+        return JSONResponse({"error": message}, status_code=code, headers=headers)
     body: dict[str, object] = {"detail": message}
     if problems:
         body["problems"] = problems
-    return JSONResponse(body, status_code=code)
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def _render(request: Request, code: int, message: str, problems: list[str] | None = None) -> JSONResponse:
+    return error_response(request.url.path, code, message, problems)
 
 
 # Starlette types every handler as taking any Exception; each narrows to the class it is installed for.
@@ -92,12 +103,25 @@ def _allowed_methods(request: Request) -> set[str]:
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    if not _is_inference(request):
-        detail = jsonable_encoder(error.errors())
+    if not _is_inference(request.url.path):
+        # The refused input is echoed back, and JSON has no NaN or Infinity: written as text, they cannot make
+        # the answer to a bad request fail in its turn.
+        detail = _finite(jsonable_encoder(error.errors()))
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     first = error.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     return _render(request, status.HTTP_400_BAD_REQUEST, f"invalid request: {where}: {first.get('msg')}")
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def install_error_handlers(app: FastAPI) -> None:
