@@ -8,7 +8,7 @@ from typing import TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from service.core.hygiene import NotJson, load_json
+from service.core.hygiene import NotJson, load_large_json
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -17,7 +17,7 @@ def parse_body(model: type[Body], body: bytes) -> Body:
     """`body` as `model`; 422 for NaN, Infinity, integers beyond 64 bits, bodies that are not JSON and
     values the model refuses."""
     try:
-        data = load_json(body)
+        data = load_large_json(body)
     except NotJson as error:
         raise RequestValidationError(
             [
