@@ -17,6 +17,7 @@ from service import __version__
 from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
 from service.inference import service
+from service.inference.declared_rows import DeclaredRows
 from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
 from service.inference.schemas import (
@@ -86,7 +87,7 @@ async def infer(
     come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
     # No request session: the deployment is resolved on short sessions of its own (deployments/served.py), so that a
     # request waiting for its batch holds no pooled connection.
-    body = await read_body(request, settings.inference_max_body_bytes)
+    body = await read_body(request, settings.inference_max_body_bytes, DeclaredRows(settings.max_inference_rows).feed)
     header_length = request.headers.get(HEADER_LENGTH)
     content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)
     if json_length is None:

@@ -96,16 +96,28 @@ class TestBodiesBeforeChecks:
 
 
 class TestInferenceBodies:
-    def test_a_million_rows_are_refused_without_stalling_health(
+    def test_a_million_rows_are_refused_before_the_body_is_read(
         self, pg_stack: Stack, census_job_on_pg: CensusJob
     ) -> None:
-        rows = 1_000_000
-        inputs = [{"name": "age", "shape": [rows], "datatype": "FP32", "data": np.zeros(rows, np.float32)}]
-        body = orjson.dumps({"inputs": inputs}, option=orjson.OPT_SERIALIZE_NUMPY)
-        path = f"/v2/models/{census_job_on_pg.deployment}/infer"
+        rows, path = 1_000_000, f"/v2/models/{census_job_on_pg.deployment}"
+        with pg_stack.client() as client:
+            inputs = client.get(path).json()["inputs"]
+        dtypes = {"FP32": np.float32, "INT64": np.int64}
+        data = [{"name": tensor["name"], "shape": [rows], "datatype": tensor["datatype"],
+                 "data": np.zeros(rows, dtypes[tensor["datatype"]])} for tensor in inputs]  # fmt: skip
+        body = orjson.dumps({"inputs": data}, option=orjson.OPT_SERIALIZE_NUMPY)  # every input: ~100 MB
+        headers = {"Content-Type": "application/json", **pg_stack.headers}
+        outcome = attack(pg_stack, lambda: raw_request(pg_stack.port, "POST", f"{path}/infer", headers, body, None))
+        assert_cheap(outcome, 413, "1,000,000 rows are more than the limit of 100,000")
+
+    def test_too_many_records_are_refused_before_they_are_parsed(
+        self, pg_stack: Stack, census_job_on_pg: CensusJob
+    ) -> None:
+        body = b'{"records": [' + b",".join([b'{"age": 0}'] * 100_001) + b"]}"
+        path = f"/v1/predict/{census_job_on_pg.deployment}"
         headers = {"Content-Type": "application/json", **pg_stack.headers}
         outcome = attack(pg_stack, lambda: raw_request(pg_stack.port, "POST", path, headers, body))
-        assert_cheap(outcome, 413, "1,000,000 rows")
+        assert_cheap(outcome, 413, "100,001 records are more than the limit of 100,000")
 
     def test_records_with_nan_are_refused_with_422(self, pg_stack: Stack, census_job_on_pg: CensusJob) -> None:
         with pg_stack.client() as client:
