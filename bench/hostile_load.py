@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -369,7 +370,7 @@ def main() -> None:
         stack.kill_workers()  # a job accepted by mistake is never run
         for probe in probes:
             try:
-                outcome = attack(stack, lambda probe=probe: probe.run(target))  # type: ignore[misc]
+                outcome = attack(stack, partial(probe.run, target))
             except (OSError, ConnectionError) as error:
                 print(f"{probe.name}: no answer ({error})", flush=True)
                 rows.append({"probe": probe.name, "owner": probe.owner, "error": str(error), "pass": False})
