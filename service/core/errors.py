@@ -51,37 +51,28 @@ class Unavailable(ServiceError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
-def _is_inference(path: str) -> bool:
-    return path.startswith("/v2")
-
-
-def error_response(
-    path: str, code: int, message: str, problems: list[str] | None = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An error answer in the wording of the route's protocol: for the handlers here, and for the checks that
-    answer before any route runs (service/core/request_guard.py)."""
-    if _is_inference(path):
-        return JSONResponse({"error": message}, status_code=code, headers=headers)
-    body: dict[str, object] = {"detail": message}
-    if problems:
-        body["problems"] = problems
-    return JSONResponse(body, status_code=code, headers=headers)
+def _is_inference(request: Request) -> bool:
+    return request.url.path.startswith("/v2")
 
 
 def _render(request: Request, code: int, message: str, problems: list[str] | None = None) -> JSONResponse:
-    return error_response(request.url.path, code, message, problems)
+    if _is_inference(request):
+        return JSONResponse({"error": message}, status_code=code)
+    body: dict[str, object] = {"detail": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=code)
 
 
 # Starlette types every handler as taking any Exception; each narrows to the class it is installed for.
 async def _service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
-    return _render(request, error.status_code, error.message, error.problems)
+    return error_answer(request, error)
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    response = _render(request, error.status_code, str(error.detail))
-    response.headers.update(error.headers or {})
+    response = error_answer(request, error)
     if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         # Starlette names only the methods of the first route on the path; list those of every route.
         response.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
@@ -103,7 +94,7 @@ def _allowed_methods(request: Request) -> set[str]:
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    if not _is_inference(request.url.path):
+    if not _is_inference(request):
         # The refused input is echoed back, and JSON has no NaN or Infinity: written as text, they cannot make
         # the answer to a bad request fail in its turn.
         detail = _finite(jsonable_encoder(error.errors()))
@@ -122,6 +113,16 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value
+
+
+def error_answer(request: Request, error: ServiceError | StarletteHTTPException) -> JSONResponse:
+    """The answer the installed handlers give `error`: for checks that answer before any route runs
+    (service/core/request_guard.py), in the same wording as the route's own errors."""
+    if isinstance(error, ServiceError):
+        return _render(request, error.status_code, error.message, error.problems)
+    response = _render(request, error.status_code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

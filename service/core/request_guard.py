@@ -17,15 +17,16 @@ knows no domain: authentication is handed in (service/main.py passes the tenants
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, status
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.config import Settings, get_settings
-from service.core.errors import ServiceError, TooLarge, error_response
+from service.core.errors import ServiceError, TooLarge, error_answer
 from service.core.hygiene import NotJson, check_json_values, load_json, refuse_control_characters
 
 Authenticate = Callable[[str | None], Awaitable[str]]
@@ -71,11 +72,11 @@ class RequestGuard:
                     # The route's own check finds it here rather than asking again (service/tenants/dependencies.py).
                     scope.setdefault("state", {})["tenant_id"] = tenant_id
                 receive = await self._guard_body(path, headers, receive)
-        except ServiceError as error:
-            await _answer(path, error.status_code, error.message, scope, receive, send)
-            return
-        except HTTPException as error:
-            await _answer(path, error.status_code, str(error.detail), scope, receive, send, error.headers)
+        except (ServiceError, HTTPException) as error:
+            # The body the client may still be sending is never read: the connection closes after the answer.
+            response = error_answer(Request(scope), error)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -91,20 +92,6 @@ class RequestGuard:
         if body:
             await _check_json(body)
         return _replay(body, receive)
-
-
-async def _answer(
-    path: str,
-    code: int,
-    message: str,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    headers: Mapping[str, str] | None = None,
-) -> None:
-    # The body the client may still be sending is never read: the connection closes after the answer.
-    response = error_response(path, code, message, headers={**(headers or {}), "Connection": "close"})
-    await response(scope, receive, send)
 
 
 def _check_target(path: str, query_string: bytes) -> None:
