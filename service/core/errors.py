@@ -7,9 +7,6 @@ Inference Protocol's).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -104,9 +101,12 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return _render(request, status.HTTP_400_BAD_REQUEST, f"invalid request: {where}: {first.get('msg')}")
 
 
-def _finite(value: Any) -> Any:
+_INFINITY, _NEGATIVE_INFINITY = float("inf"), float("-inf")
+
+
+def _finite(value: object) -> object:
     """`value` with every non-finite float replaced by its name ("nan", "inf", "-inf")."""
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not _NEGATIVE_INFINITY < value < _INFINITY:  # NaN compares false too
         return str(value)
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
