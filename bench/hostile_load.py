@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from fusion.data.census import load_census, subsample  # noqa: E402
 from fusion.zoo import build_single_task_model, export_onnx  # noqa: E402
-from service.attack_probe import Answer, Attack, attack, filler, multipart, raw_request  # noqa: E402
+from service.attack_probe import Answer, Attack, FilePart, attack, filler, multipart, raw_request  # noqa: E402
 from service.client import FuseboxClient, JobSpec, JobTaskSpec  # noqa: E402
 from service.local_databases import fresh_postgres, fresh_redis  # noqa: E402
 from service.local_stack import LocalStack  # noqa: E402
@@ -71,7 +71,7 @@ class Target:
 
     def upload(self, path: str, fields: dict[str, str], field: str, filename: str, content: bytes, key: bool = True
                ) -> Answer:  # fmt: skip
-        headers, body, length = multipart(fields, field, filename, iter([content]), len(content))
+        headers, body, length = multipart(fields, FilePart(field, filename, iter([content]), len(content)))
         return self.send("POST", path, {**headers, **(self.stack.headers if key else {})}, body, length)
 
 
@@ -79,31 +79,35 @@ class Target:
 class Probe:
     name: str
     expected: frozenset[int]
-    run: Callable[[Target], Answer]
+    prepare: Callable[[Target], Callable[[], Answer]]
+    """Builds the request (untimed), and returns what sends it (timed, with the health probe running)."""
     owner: str = "hostile"
     """The helper whose work makes it pass: rows of others may FAIL until their branches are merged."""
 
 
-def _huge_body(path: str, size: int, key: bool, method: str = "POST") -> Callable[[Target], Answer]:
-    return lambda target: target.send(method, path, target.json_headers(key), filler(size), size)
+Prepare = Callable[[Target], Callable[[], Answer]]
 
 
-def _chunked(path: str, size: int) -> Callable[[Target], Answer]:
-    return lambda target: target.send("POST", path, target.json_headers(), filler(size), None)
+def _huge_body(path: str, size: int, key: bool, method: str = "POST") -> Prepare:
+    return lambda target: lambda: target.send(method, path, target.json_headers(key), filler(size), size)
 
 
-def _upload_without_key(path: str, field: str, size: int, fields: dict[str, str]) -> Callable[[Target], Answer]:
-    def run(target: Target) -> Answer:
-        headers, body, length = multipart(fields, field, "bomb.bin", filler(size, b"\0"), size)
-        return target.send("POST", path, headers, body, length)
-
-    return run
+def _chunked(path: str, size: int) -> Prepare:
+    return lambda target: lambda: target.send("POST", path, target.json_headers(), filler(size), None)
 
 
-def _oip_rows(rows: int, binary: bool) -> Callable[[Target], Answer]:
+def _upload_without_key(path: str, field: str, size: int, fields: dict[str, str]) -> Prepare:
+    def prepare(target: Target) -> Callable[[], Answer]:
+        headers, body, length = multipart(fields, FilePart(field, "bomb.bin", filler(size, b"\0"), size))
+        return lambda: target.send("POST", path, headers, body, length)
+
+    return prepare
+
+
+def _oip_rows(rows: int, binary: bool) -> Prepare:
     """Every input of the deployed model with `rows` zeros: ~100 MB of JSON, or ~160 MB of binary tensors."""
 
-    def run(target: Target) -> Answer:
+    def prepare(target: Target) -> Callable[[], Answer]:
         path = f"/v2/models/{DEPLOYMENT}"
         with target.stack.client() as client:
             inputs = client.get(path).json()["inputs"]
@@ -121,66 +125,57 @@ def _oip_rows(rows: int, binary: bool) -> Callable[[Target], Answer]:
             for tensor in tensors:
                 tensor["data"] = arrays[tensor["name"]]
             body = orjson.dumps({"inputs": tensors}, option=orjson.OPT_SERIALIZE_NUMPY)
-        return target.send("POST", f"{path}/infer", headers, body, None)
+        return lambda: target.send("POST", f"{path}/infer", headers, body, None)
 
-    return run
-
-
-def _job(hyperparameters: dict[str, object], raw: bytes | None = None) -> Callable[[Target], Answer]:
-    def run(target: Target) -> Answer:
-        tasks = [{"name": "income", "models": [target.model_id]}]
-        spec = {"name": "hostile", "tasks": tasks, "dataset_id": target.dataset_id, "validation_fraction": 0.1,
-                "hyperparameters": hyperparameters}  # fmt: skip
-        body = orjson.dumps(spec)
-        if raw is not None:  # a literal JSON has no way to write: NaN, or an integer beyond 64 bits
-            body = body.replace(b'"@"', raw)
-        answer = target.send("POST", "/v1/fusion-jobs", target.json_headers(), body, None)
-        if answer.status == 202:  # accepted where it should not be: never leave it queued
-            with target.stack.client() as client:
-                client.post(f"/v1/fusion-jobs/{orjson.loads(answer.body)['id']}/cancel")
-        return answer
-
-    return run
+    return prepare
 
 
-def _get(path: str) -> Callable[[Target], Answer]:
-    return lambda target: target.send("GET", path, target.stack.headers, b"", None)
+def _job(hyperparameters: dict[str, object], raw: bytes | None = None) -> Prepare:
+    def prepare(target: Target) -> Callable[[], Answer]:
+        return partial(_send_job, target, hyperparameters, raw)
+
+    return prepare
 
 
-def _onnx_upload(build: Callable[[Target], tuple[bytes, bytes | None]]) -> Callable[[Target], Answer]:
-    def run(target: Target) -> Answer:
+def _send_job(target: Target, hyperparameters: dict[str, object], raw: bytes | None) -> Answer:
+    tasks = [{"name": "income", "models": [target.model_id]}]
+    spec = {"name": "hostile", "tasks": tasks, "dataset_id": target.dataset_id, "validation_fraction": 0.1,
+            "hyperparameters": hyperparameters}  # fmt: skip
+    body = orjson.dumps(spec)
+    if raw is not None:  # a literal JSON has no way to write: NaN, or an integer beyond 64 bits
+        body = body.replace(b'"@"', raw)
+    answer = target.send("POST", "/v1/fusion-jobs", target.json_headers(), body, None)
+    if answer.status == 202:  # accepted where it should not be: never leave it queued
+        with target.stack.client() as client:
+            client.post(f"/v1/fusion-jobs/{orjson.loads(answer.body)['id']}/cancel")
+    return answer
+
+
+def _get(path: str) -> Prepare:
+    return lambda target: lambda: target.send("GET", path, target.stack.headers, b"", None)
+
+
+def _onnx_upload(build: Callable[[Target], tuple[bytes, bytes | None]]) -> Prepare:
+    def prepare(target: Target) -> Callable[[], Answer]:
         model, weights = build(target)
         fields = {"name": f"hostile-{time.monotonic_ns()}", "task": "income"}
-        if weights is None:
-            return target.upload("/v1/models", fields, "file", "model.onnx", model)
-        weights_path = target.folder / "model.onnx.data"  # the 1 GB file: streamed from disk, never held
-        weights_path.write_bytes(weights)
-        boundary = "fuseboxattackboundary"
-        parts = [(name, None, value.encode()) for name, value in fields.items()]
-        head = b"".join(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
-            for name, _, value in parts
-        )
-        disposition = f"--{boundary}\r\nContent-Disposition: form-data; name="
-        head += f'{disposition}"file"; filename="model.onnx"\r\n\r\n'.encode() + model + b"\r\n"
-        head += f'{disposition}"weights"; filename="model.onnx.data"\r\n\r\n'.encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        size = weights_path.stat().st_size
+        files = [FilePart("file", "model.onnx", iter([model]), len(model))]
+        if weights is not None:  # the 1 GB file: written once, then streamed from disk
+            weights_path = target.folder / "model.onnx.data"
+            weights_path.write_bytes(weights)
+            files.append(FilePart("weights", weights_path.name, _file_chunks(weights_path), len(weights)))
+        headers, body, length = multipart(fields, *files)
+        return lambda: target.send("POST", "/v1/models", {**headers, **target.stack.headers}, body, length)
 
-        def chunks() -> Iterator[bytes]:
-            yield head
-            with weights_path.open("rb") as handle:
-                while chunk := handle.read(MB):
-                    yield chunk
-            yield tail
+    return prepare
 
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", **target.stack.headers}
-        try:
-            return target.send("POST", "/v1/models", headers, chunks(), len(head) + size + len(tail))
-        finally:
-            weights_path.unlink(missing_ok=True)
 
-    return run
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes a MiB at a time; the file is removed once read."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(MB):
+            yield chunk
+    path.unlink()
 
 
 def _graph_model(nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto], output: str) -> bytes:
@@ -256,12 +251,12 @@ def _parquet(table: pa.Table) -> bytes:
     return out.getvalue()
 
 
-def _parquet_upload(build: Callable[[], pa.Table]) -> Callable[[Target], Answer]:
-    def run(target: Target) -> Answer:
+def _parquet_upload(build: Callable[[], pa.Table]) -> Prepare:
+    def prepare(target: Target) -> Callable[[], Answer]:
         content = _parquet(build())
-        return target.upload("/v1/datasets", {"name": "hostile"}, "file", "bomb.parquet", content)
+        return lambda: target.upload("/v1/datasets", {"name": "hostile"}, "file", "bomb.parquet", content)
 
-    return run
+    return prepare
 
 
 def _nested_zeros() -> pa.Table:
@@ -301,9 +296,9 @@ PROBES = [
     Probe("NUL in a model name path", frozenset({422}), _get("/v2/models/a%00b/ready")),
     Probe("NUL in ?name=", frozenset({422}), _get("/v1/models?name=a%00")),
     Probe("NUL in a model file name", frozenset({422}),
-          lambda t: t.upload("/v1/models", {"name": "m", "task": "income"}, "file", "a\0.onnx", b"x")),
+          lambda t: lambda: t.upload("/v1/models", {"name": "m", "task": "income"}, "file", "a\0.onnx", b"x")),
     Probe("NUL in a dataset name", frozenset({422}),
-          lambda t: t.upload("/v1/datasets", {"name": "d\0"}, "file", "t.csv", b"a,b\n1,2\n")),
+          lambda t: lambda: t.upload("/v1/datasets", {"name": "d\0"}, "file", "t.csv", b"a,b\n1,2\n")),
     Probe("job over the memory budget", frozenset({422}), _job(HUGE_SPEC), owner="budget"),
     Probe("Parquet list<int8> of 2x10^8 zeros", FOUR_XX, _parquet_upload(_nested_zeros), owner="datasets"),
     Probe("Parquet with one 500 MB string", FOUR_XX, _parquet_upload(_huge_string), owner="datasets"),
@@ -385,7 +380,7 @@ def main() -> None:
             if stack.resident_bytes() > baseline + RESTART_ABOVE:
                 stack.restart_api()  # what an earlier probe left in memory would hide what this one costs
             try:
-                outcome = attack(stack, partial(probe.run, target))
+                outcome = attack(stack, probe.prepare(target))
             except (OSError, ConnectionError) as error:
                 print(f"{probe.name}: no answer ({error})", flush=True)
                 rows.append({"probe": probe.name, "owner": probe.owner, "error": str(error), "pass": False})

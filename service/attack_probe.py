@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import httpx
 
@@ -76,7 +77,8 @@ def raw_request(
     given as bytes), else the body goes chunked."""
     if isinstance(body, bytes):
         content_length = len(body) if content_length is None else content_length
-        chunks: Iterator[bytes] = iter([body[i : i + CHUNK] for i in range(0, len(body), CHUNK)])
+        view = memoryview(body)  # sliced as it is sent: no copy of a large body before the first byte goes
+        chunks: Iterator[bytes] = (bytes(view[i : i + CHUNK]) for i in range(0, len(body), CHUNK))
     else:
         chunks = body
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
@@ -188,25 +190,31 @@ def filler(total: int, byte: bytes = b" ") -> Iterator[bytes]:
         yield byte * (total % CHUNK)
 
 
-def multipart(
-    fields: dict[str, str], file_field: str, filename: str, content: Iterator[bytes], size: int
-) -> tuple[dict[str, str], Iterator[bytes], int]:
-    """A multipart/form-data body with text `fields` and one file of `size` bytes from `content`, streamed:
-    its Content-Type header, its chunks and its length."""
+class FilePart(NamedTuple):
+    field: str
+    filename: str
+    content: Iterator[bytes]
+    size: int
+
+
+def multipart(fields: dict[str, str], *files: FilePart) -> tuple[dict[str, str], Iterator[bytes], int]:
+    """A multipart/form-data body of text `fields` and `files`, streamed from each file's `content`: its
+    Content-Type header, its chunks and its length."""
     boundary = "fuseboxattackboundary"
-    head = "".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-        for name, value in fields.items()
-    )
-    head += f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-    head += "Content-Type: application/octet-stream\r\n\r\n"
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    encoded = head.encode()
+    opening = f"--{boundary}\r\nContent-Disposition: form-data; name="
+    head = "".join(f'{opening}"{name}"\r\n\r\n{value}\r\n' for name, value in fields.items()).encode()
+    binary = "Content-Type: application/octet-stream\r\n\r\n"
+    file_heads = [f'{opening}"{part.field}"; filename="{part.filename}"\r\n{binary}'.encode() for part in files]
+    tail = f"--{boundary}--\r\n".encode()
 
     def chunks() -> Iterator[bytes]:
-        yield encoded
-        yield from content
+        yield head
+        for part, file_head in zip(files, file_heads, strict=True):
+            yield file_head
+            yield from part.content
+            yield b"\r\n"
         yield tail
 
+    length = len(head) + sum(len(file_head) + part.size + 2 for part, file_head in zip(files, file_heads, strict=True))
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    return headers, chunks(), len(encoded) + size + len(tail)
+    return headers, chunks(), length + len(tail)

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from service.attack_probe import Attack, attack, filler, multipart, raw_request
+from service.attack_probe import Attack, FilePart, attack, filler, multipart, raw_request
 from tests.helpers.jobs import CensusJob, CensusJobs
 from tests.helpers.stacks import Stack
 
@@ -79,7 +79,7 @@ class TestBodiesBeforeChecks:
         self, pg_stack: Stack, path: str, field: str, fields: dict[str, str]
     ) -> None:
         size = 1024 * MB
-        headers, body, length = multipart(fields, field, "bomb.bin", filler(size, b"\0"), size)
+        headers, body, length = multipart(fields, FilePart(field, "bomb.bin", filler(size, b"\0"), size))
         staged_before = set((pg_stack.artifacts / "tmp").iterdir())
         outcome = attack(pg_stack, lambda: raw_request(pg_stack.port, "POST", path, headers, body, length))
         assert_cheap(outcome, 401, "API key")
@@ -87,7 +87,7 @@ class TestBodiesBeforeChecks:
 
     def test_an_upload_declared_over_its_limit_is_refused_before_it_is_staged(self, pg_stack: Stack) -> None:
         size = 1024 * MB  # the test stacks take datasets of 4 MiB
-        headers, body, length = multipart({"name": "big"}, "file", "big.csv", filler(size, b"1"), size)
+        headers, body, length = multipart({"name": "big"}, FilePart("file", "big.csv", filler(size, b"1"), size))
         outcome = attack(
             pg_stack,
             lambda: raw_request(pg_stack.port, "POST", "/v1/datasets", {**headers, **pg_stack.headers}, body, length),
@@ -201,7 +201,9 @@ class TestInputHygiene:
 
     def test_a_nul_in_an_upload_file_name(self, stack: Stack, client: httpx.Client) -> None:
         # By hand: HTTP clients escape control characters in file names, an attacker's client need not.
-        headers, body, length = multipart({"name": "m", "task": "income"}, "file", "a\0.onnx", iter([b"x"]), 1)
+        headers, body, length = multipart(
+            {"name": "m", "task": "income"}, FilePart("file", "a\0.onnx", iter([b"x"]), 1)
+        )
         answer = raw_request(stack.port, "POST", "/v1/models", {**headers, **stack.headers}, body, length)
         assert answer.status == 422, answer.body
         assert b"file name of field 'file'" in answer.body
