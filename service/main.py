@@ -20,6 +20,7 @@ from service.core.logs import configure_logging
 from service.core.metrics import REGISTRY, metrics_router
 from service.core.middleware import ObservabilityMiddleware
 from service.core.migrate import upgrade
+from service.core.request_guard import RequestGuard
 from service.core.schemas import ERROR_RESPONSES
 from service.core.storage import get_store
 from service.dashboard.router import router as dashboard_router
@@ -31,6 +32,7 @@ from service.jobs.metrics import JobsByStatus, QueueLength
 from service.jobs.router import router as jobs_router
 from service.models.router import router as models_router
 from service.tenants.bootstrap import bootstrap_local_tenant
+from service.tenants.dependencies import tenant_of_key
 
 log = logging.getLogger("fusebox")
 
@@ -81,6 +83,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_offline_docs(app)
+    app.add_middleware(RequestGuard, authenticate=tenant_of_key)  # inside the observability middleware: logged
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     # /v2 first: routes are matched in order, and its infer route is the one that answers at the highest rate.

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
         default=2**30, gt=0, description="Most bytes one Parquet row group may decode to, all columns together."
     )
     max_inference_rows: int = 100_000
+    max_json_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        description="Largest JSON body of every route but inference (a job spec, a deployment change).",
+    )
+    staged_upload_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The longest an upload may go without a byte arriving: staged files untouched for longer are "
+        "left over from a request that died (a killed API) and are removed at start and on the sweep's timer.",
+    )
 
     job_time_limit_s: int = Field(default=24 * 3600, description="The longest a fusion job may run.")
     worker_device: str | None = Field(default=None, description="cpu, cuda, cuda:1; default: CUDA when present.")

@@ -77,13 +77,12 @@ def _render(request: Request, code: int, message: str, problems: list[str] | Non
 # Starlette types every handler as taking any Exception; each narrows to the class it is installed for.
 async def _service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
-    return _render(request, error.status_code, error.message, error.problems)
+    return error_answer(request, error)
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    response = _render(request, error.status_code, str(error.detail))
-    response.headers.update(error.headers or {})
+    response = error_answer(request, error)
     if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         # Starlette names only the methods of the first route on the path; list those of every route.
         response.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
@@ -106,7 +105,9 @@ def _allowed_methods(request: Request) -> set[str]:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     if not _is_inference(request):
-        detail = jsonable_encoder(error.errors())
+        # The refused input is echoed back, and JSON has no NaN or Infinity: written as text, they cannot make
+        # the answer to a bad request fail in its turn.
+        detail = _finite(jsonable_encoder(error.errors()))
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     problems = [_field_problem(item) for item in error.errors()]
     refusal = BadRequest.listing("the request is invalid", problems)
@@ -116,6 +117,30 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 def _field_problem(item: Mapping[str, Any]) -> str:
     where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
     return f"{where}: {item.get('msg')}" if where else str(item.get("msg"))
+
+
+_INFINITY, _NEGATIVE_INFINITY = float("inf"), float("-inf")
+
+
+def _finite(value: object) -> object:
+    """`value` with every non-finite float replaced by its name ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not _NEGATIVE_INFINITY < value < _INFINITY:  # NaN compares false too
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def error_answer(request: Request, error: ServiceError | StarletteHTTPException) -> JSONResponse:
+    """The answer the installed handlers give `error`: for checks that answer before any route runs
+    (service/core/request_guard.py), in the same wording as the route's own errors."""
+    if isinstance(error, ServiceError):
+        return _render(request, error.status_code, error.message, error.problems)
+    response = _render(request, error.status_code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

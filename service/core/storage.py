@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,6 +95,20 @@ class ArtifactStore:
         finally:
             handle.close()
             staged.path.unlink(missing_ok=True)
+
+    def remove_stale_staging(self, max_age_s: float) -> list[Path]:
+        """Staged files untouched for `max_age_s`: left by a request that died with its process (a killed API
+        never runs its clean-up). Writing touches a file, so one still streaming in is never among them."""
+        cutoff = time.time() - max_age_s
+        removed = []
+        for path in self.scratch.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # adopted or removed by its request meanwhile
+                continue
+        return removed
 
     def adopt(self, staged: StagedFile) -> StoredFile:
         """Move a finished staged file into place under its hash."""

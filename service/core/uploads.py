@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.core.config import Settings, get_settings
 from service.core.errors import BadRequest, TooLarge, Unprocessable
+from service.core.hygiene import refuse_control_characters
 from service.core.storage import ArtifactStore, SizeLimitExceeded, StagedFile, get_store
 
 if TYPE_CHECKING:  # python-multipart defines its callbacks' TypedDict for type checkers only
@@ -99,6 +100,7 @@ class _FormReader:
             if name in self.form.files:
                 raise Unprocessable(f"file field '{name}' was sent twice")
             part.filename = options[b"filename"].decode("utf-8", errors="replace")
+            refuse_control_characters(part.filename, f"the file name of field '{name}'")
             part.staged = self.stack.enter_context(self.store.stage(limit=self.file_limits[name]))
             part.staged.filename = part.filename
         elif name in self.file_limits:
@@ -123,9 +125,11 @@ class _FormReader:
             self.form.files[part.name] = part.staged
             return
         try:
-            self.form.fields[part.name] = part.text.decode("utf-8")
+            text = part.text.decode("utf-8")
         except UnicodeDecodeError:
             raise Unprocessable(f"field '{part.name}' is not UTF-8 text") from None
+        refuse_control_characters(text, f"field '{part.name}'")
+        self.form.fields[part.name] = text
 
     async def write_pending(self) -> None:
         """File chunks go to disk in a worker thread, so that the event loop never waits on the disk."""

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
+from service.core.hygiene import INT32_MAX
 from service.core.repository import list_owned
 from service.core.schemas import Page
 from service.core.storage import StoredFile
@@ -55,8 +56,10 @@ def find_deployment(session: Session, tenant_id: str, name: str, version: str | 
     if version is None:
         query = query.order_by(Deployment.version.desc()).limit(1)
     else:
-        if not version.isdigit():
-            raise NotFound(f"model '{name}' has no version '{version}'; versions are 1, 2, ...")
+        # ASCII digits only ('²' is a digit to str.isdigit, not to int), and within the INTEGER column: a larger
+        # number, given to the database, would be its error rather than a missing version.
+        if not (version.isascii() and version.isdigit() and len(version) <= 10 and int(version) <= INT32_MAX):
+            raise NotFound(f"model '{name}' has no version '{version[:30]}'; versions are 1, 2, ...")
         query = query.where(Deployment.version == int(version))
     deployment = session.scalars(query).first()
     if deployment is None:

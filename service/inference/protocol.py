@@ -8,6 +8,7 @@ tens of thousands of numbers, and the protocol's envelope is small enough to che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -53,8 +54,9 @@ class WireRequest:
         return self.binary.get(output, self.binary_by_default)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused once it passes `limit` bytes (whatever Content-Length claimed)."""
+async def read_body(request: Request, limit: int, watch: Callable[[bytes], None] | None = None) -> bytes:
+    """The raw body, refused once it passes `limit` bytes (whatever Content-Length claimed); `watch` sees
+    each chunk as it arrives and may refuse the request by raising."""
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         raise BadRequest(f"request bodies must not be compressed (Content-Encoding: {encoding[:20]})")
@@ -63,6 +65,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"the request body is larger than the limit of {limit:,} bytes")
+        if watch is not None:
+            watch(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.core.dependencies import AppSettings, DbSession
 from service.core.errors import Unavailable
 from service.inference import service
+from service.inference.declared_rows import DeclaredRows
 from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
 from service.inference.schemas import (
@@ -85,7 +87,7 @@ async def infer(
     come as JSON or as raw bytes after the JSON header (`Inference-Header-Content-Length`)."""
     # No request session: the deployment is resolved on short sessions of its own (deployments/served.py), so that a
     # request waiting for its batch holds no pooled connection.
-    body = await read_body(request, settings.inference_max_body_bytes)
+    body = await read_body(request, settings.inference_max_body_bytes, DeclaredRows(settings.max_inference_rows).feed)
     header_length = request.headers.get(HEADER_LENGTH)
     content, json_length = await service.infer(runtimes, settings, tenant_id, name, version, body, header_length)
     if json_length is None:
@@ -128,19 +130,33 @@ def model_ready(
     return ModelReady(name=name, ready=service.ready(session, runtimes, tenant_id, name, version))
 
 
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": inline_refs(PredictRequest.model_json_schema())}},
+    }
+}
+"""Read raw and parsed on a worker thread (a body of 10^5 records takes seconds to parse), so given by hand."""
+
+
 @predict_router.post(
     "/predict/{name}",
     response_model=PredictResponse,
     responses={**NOT_FOUND, **BAD_INPUT},
     summary="Predict for records",
+    openapi_extra=PREDICT_BODY,
 )
-def predict(
+async def predict(
     name: str,
-    request: PredictRequest,
+    request: Request,
     tenant_id: TenantId,
     session: DbSession,
     runtimes: Runtimes,
     settings: AppSettings,
-) -> PredictResponse:
+) -> Response:
     """Rows as JSON objects in, one prediction per task and row out, from the newest version of `name`."""
-    return service.predict(session, runtimes, tenant_id, name, request, settings.max_inference_rows)
+    body = await read_body(request, settings.inference_max_body_bytes)
+    content = await run_in_threadpool(
+        service.predict_json, session, runtimes, tenant_id, name, body, settings.max_inference_rows
+    )
+    return Response(content, media_type=JSON_TYPE)

@@ -140,8 +140,8 @@ def stale_heartbeat(cutoff: datetime) -> ColumnElement[bool]:
 
 
 class LostJobSweeper:
-    """Runs `recover_lost_jobs` and `resend_waiting_jobs` at once and then every sweep interval, in a daemon
-    thread, until stopped."""
+    """Runs `recover_lost_jobs` and `resend_waiting_jobs`, and removes the artifact store's stale staged uploads,
+    at once and then every sweep interval, in a daemon thread, until stopped."""
 
     def __init__(self, settings: Settings, store: ArtifactStore) -> None:
         self.settings = settings
@@ -159,6 +159,12 @@ class LostJobSweeper:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
+            try:
+                # The first sweep runs as the process starts: what a killed predecessor staged goes at once.
+                if removed := self.store.remove_stale_staging(self.settings.staged_upload_max_age_s):
+                    log.warning("removed %d staged upload file(s) left by requests that died", len(removed))
+            except OSError:
+                log.exception("sweeping the staged uploads failed")
             try:
                 recover_lost_jobs(self.settings, self.store)
                 resend_waiting_jobs(self.settings)

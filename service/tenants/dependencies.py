@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -26,10 +26,22 @@ _valid_keys: dict[str, tuple[str, float]] = {}
 """sha256 of a key -> (its tenant, when to ask the database again)."""
 
 
-async def current_tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
-    if credentials is None:  # HTTPBearer answers None for a missing header and for any other scheme
+async def current_tenant(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    # A request with a body was authenticated before it was read (service/core/request_guard.py).
+    checked: str | None = getattr(request.state, "tenant_id", None)
+    if checked is not None:
+        return checked
+    # HTTPBearer answers None for a missing header and for any other scheme.
+    return await tenant_of_key(None if credentials is None else credentials.credentials)
+
+
+async def tenant_of_key(key: str | None) -> str:
+    """The tenant whose key this is; 401 without a key, or with one that is unknown or revoked."""
+    if key is None:
         raise _unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
-    digest = hash_key(credentials.credentials)
+    digest = hash_key(key)
     known = _valid_keys.get(digest)
     if known is not None and known[1] > time.monotonic():
         return known[0]

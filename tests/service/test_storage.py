@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,16 @@ def test_scratch_files_are_removed_unless_adopted(tmp_path: Path) -> None:
 def test_only_digests_name_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sha256"):
         ArtifactStore(tmp_path).path("../../etc/passwd")
+
+
+def test_only_stale_staged_files_are_swept(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    kept = store.put_bytes(b"stored")
+    with store.stage() as streaming:
+        streaming.write(b"still arriving")
+        left = store.scratch / "upload-left-by-a-killed-api"
+        left.write_bytes(b"half an upload")
+        an_hour_ago = time.time() - 3600
+        os.utime(left, (an_hour_ago, an_hour_ago))
+        assert store.remove_stale_staging(max_age_s=1800) == [left]
+        assert streaming.path.exists() and store.exists(kept.sha256)

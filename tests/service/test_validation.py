@@ -248,4 +248,4 @@ class TestJobSpecs:
             huge_seed = client.post("/v1/fusion-jobs", json={**spec, "hyperparameters": {"seed": 10**30}})
         for field, words in refusals.items():
             assert answers[field].status_code == 422 and all(word in answers[field].text for word in words), field
-        assert huge_seed.status_code == 422 and "less than or equal to 9223372036854775807" in huge_seed.text
+        assert huge_seed.status_code == 422 and "beyond the 64-bit range (-2^63 to 2^63-1)" in huge_seed.text
