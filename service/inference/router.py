@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
 
 from service import __version__
 from service.core.dependencies import AppSettings, DbSession
-from service.core.errors import Unavailable
 from service.inference import service
 from service.inference.dependencies import Runtimes
 from service.inference.protocol import BINARY_EXTENSION, BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, read_body
@@ -105,10 +103,7 @@ def live() -> ServerLive:
 
 @oip.get("/health/ready", response_model=ServerReady, summary="The database answers", responses={503: {}})
 def ready(session: DbSession) -> ServerReady:
-    try:
-        session.execute(text("SELECT 1"))
-    except Exception as error:  # any driver error means not ready
-        raise Unavailable(f"the database is unreachable: {type(error).__name__}") from None
+    service.check_database(session)
     return ServerReady(ready=True)
 
 

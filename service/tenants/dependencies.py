@@ -26,17 +26,29 @@ _valid_keys: dict[str, tuple[str, float]] = {}
 """sha256 of a key -> (its tenant, when to ask the database again)."""
 
 
+MISSING_KEY = "this endpoint needs an API key: send the header 'Authorization: Bearer <key>'"
+INVALID_KEY = "the API key is not valid or has been revoked: ask your administrator for a new one"
+
+
 async def current_tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     if credentials is None:  # HTTPBearer answers None for a missing header and for any other scheme
-        raise _unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
-    digest = hash_key(credentials.credentials)
+        raise _unauthorized(MISSING_KEY)
+    tenant_id = await tenant_of_key(credentials.credentials)
+    if tenant_id is None:
+        raise _unauthorized(INVALID_KEY)
+    return tenant_id
+
+
+async def tenant_of_key(key: str) -> str | None:
+    """The tenant whose API key this is, None for no valid key: for HTTP routes and the gRPC service alike."""
+    digest = hash_key(key)
     known = _valid_keys.get(digest)
     if known is not None and known[1] > time.monotonic():
         return known[0]
     tenant_id = await run_in_threadpool(_look_up, digest)
     if tenant_id is None:
         _valid_keys.pop(digest, None)
-        raise _unauthorized("the API key is not valid or has been revoked: ask your administrator for a new one")
+        return None
     _valid_keys[digest] = (tenant_id, time.monotonic() + get_settings().auth_cache_s)
     return tenant_id
 
