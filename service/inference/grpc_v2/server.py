@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 from fastapi import status
+from google.protobuf.message import DecodeError
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
@@ -50,6 +51,21 @@ class Unauthenticated(ServiceError):
     status_code = status.HTTP_401_UNAUTHORIZED
 
 
+class _Malformed:
+    """What the deserializer hands on for bytes that are no message of the method's type: grpcio would
+    answer a deserializer's exception with INTERNAL, as if the server had failed."""
+
+    def __init__(self, expected: str) -> None:
+        self.expected = expected
+
+
+def _parse(message_type: Any, data: bytes) -> Any:
+    try:
+        return message_type.FromString(data)
+    except DecodeError:
+        return _Malformed(message_type.DESCRIPTOR.name)
+
+
 def _rpc(method: Method) -> Method:
     """Service errors as status codes, and every call counted by method and code."""
 
@@ -58,6 +74,8 @@ def _rpc(method: Method) -> Method:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, _Malformed):
+                raise BadRequest(f"the request is not a valid {request.expected} message (protocol buffers)")
             return await method(self, request, context)
         except ServiceError as error:
             code = _CODES.get(error.status_code, grpc.StatusCode.INVALID_ARGUMENT)
@@ -144,7 +162,7 @@ def handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
         {
             name: grpc.unary_unary_rpc_method_handler(
                 getattr(servicer, name),
-                request_deserializer=request_type.FromString,
+                request_deserializer=partial(_parse, request_type),
                 response_serializer=response_type.SerializeToString,
             )
             for name, (request_type, response_type) in _METHODS.items()
