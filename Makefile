@@ -43,7 +43,7 @@ migrate: venv
 # API and worker in the background, their own sessions (Ctrl-C in this terminal leaves them be). The API
 # runs FUSEBOX_API_WORKERS processes (default 1) and serves gRPC inference on FUSEBOX_GRPC_PORT (default
 # here 8001; 0 turns it off): `FUSEBOX_API_WORKERS=2 make start`.
-SERVE := FUSEBOX_GRPC_PORT=$${FUSEBOX_GRPC_PORT:-8001} FUSEBOX_GRPC_HOST=$${FUSEBOX_GRPC_HOST:-$(HOST)} \
+SERVE := env FUSEBOX_GRPC_PORT=$${FUSEBOX_GRPC_PORT:-8001} FUSEBOX_GRPC_HOST=$${FUSEBOX_GRPC_HOST:-$(HOST)} \
 	$(PY) -m service.serve --host $(HOST) --port $(PORT)
 start: venv stop
 	mkdir -p $(RUN) $(LOG)

@@ -2,7 +2,7 @@
 gRPC, at batch 1 and 1024, with 1 and 2 API processes (FUSEBOX_API_WORKERS), against the same model in
 ONNX Runtime in process (the ceiling).
 
-    .venv/bin/python bench/serving.py [--seconds 3] [--processes 1,2] [--clients 1,8]
+    .venv/bin/python bench/serving.py [--seconds 3] [--processes 1,2] [--clients 1,8] [--rounds 2]
 
 Starts the API and a worker on the embedded defaults in a temporary folder, fuses the four Census source
 models that bench/census_fusion.py leaves in var/bench/models (one epoch on all training rows: the fused
@@ -11,7 +11,9 @@ load generator runs on one CPU and the server on the others (the API is started 
 each of its processes and threads inherits that affinity; on a 2-core machine: one each). For each number
 of API processes, each protocol and batch size is measured with 1 client and with several, each client on a
 connection of its own (the kernel hands each new connection to one of the processes): rows/s, p50/p99
-latency, and the server's CPU time per request (every API process, all threads). Dynamic batching is on
+latency, and the server's CPU time per request (every API process, all threads). The process counts take
+turns for `--rounds` rounds, and each cell is the median of its rounds, so that a busy minute on this shared
+machine does not fall on one process count only. Dynamic batching is on
 (the service's defaults). Clients are minimal: a keep-alive HTTP/1.1 client on asyncio (bench/http_load.py)
 and grpc.aio sending pre-serialized messages (bench/grpc_load.py). Prints the tables and writes
 bench/results/serving.json.
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per scenario")
     parser.add_argument("--processes", default="1,2", help="API process counts to measure")
     parser.add_argument("--clients", default="1,8", help="concurrent client counts to measure")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of every process count; cells are medians")
     args = parser.parse_args()
     processes = [int(count) for count in args.processes.split(",")]
     clients = [int(count) for count in args.clients.split(",")]
@@ -91,16 +94,22 @@ def main() -> None:
             session = create_session(str(deploy_census_fusion(client, census, NAME, folder)), Settings())
             service.kill_workers()  # idle from now on: nothing of the server but the API runs
             rows = _ceiling(session, frame, args.seconds)
-            for count in processes:
-                _restart_api(service, count, server_cpus)
-                os.sched_setaffinity(0, {client_cpu})
-                bench = _Bench(service, session.get_inputs(), frame, args.seconds, count)
-                asyncio.run(bench.warm())
-                for protocol in PROTOCOLS:
-                    for batch in BATCHES:
-                        for concurrent in clients:
-                            rows.append(asyncio.run(bench.measure(protocol, batch, concurrent)))
-    print(f"load generator on CPU {client_cpu}, server on CPUs {sorted(server_cpus)}; dynamic batching on")
+            measured: list[Row] = []
+            for _ in range(args.rounds):
+                for count in processes:
+                    _restart_api(service, count, server_cpus)
+                    os.sched_setaffinity(0, {client_cpu})
+                    bench = _Bench(service, session.get_inputs(), frame, args.seconds, count)
+                    asyncio.run(bench.warm())
+                    for protocol in PROTOCOLS:
+                        for batch in BATCHES:
+                            for concurrent in clients:
+                                measured.append(asyncio.run(bench.measure(protocol, batch, concurrent)))
+            rows += _medians(measured)
+    print(
+        f"load generator on CPU {client_cpu}, server on CPUs {sorted(server_cpus)}; dynamic batching on; "
+        f"medians of {args.rounds} rounds (requests: their sum)"
+    )
     print(_table(rows))
     print()
     print(_comparison(rows, processes, clients))
@@ -218,6 +227,24 @@ def _row(
         requests=len(latencies),
         cpu_us=cpu_seconds / len(latencies) * 1e6,
     )
+
+
+def _medians(rows: list[Row]) -> list[Row]:
+    """One row per scenario, in the order first measured: the median of each figure over its rounds."""
+    rounds: dict[tuple[str, int, int, int], list[Row]] = {}
+    for row in rows:
+        rounds.setdefault((row.scenario, row.processes, row.batch, row.clients), []).append(row)
+    return [
+        Row(
+            *key,
+            rows_per_s=statistics.median(r.rows_per_s for r in same),
+            p50_ms=statistics.median(r.p50_ms for r in same),
+            p99_ms=statistics.median(r.p99_ms for r in same),
+            requests=sum(r.requests for r in same),
+            cpu_us=statistics.median(r.cpu_us for r in same),
+        )
+        for key, same in rounds.items()
+    ]
 
 
 def _table(rows: list[Row]) -> str:
