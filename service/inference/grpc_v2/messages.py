@@ -40,3 +40,26 @@ ModelMetadataRequest = _message("ModelMetadataRequest")
 ModelMetadataResponse = _message("ModelMetadataResponse")
 ModelInferRequest = _message("ModelInferRequest")
 ModelInferResponse = _message("ModelInferResponse")
+
+
+def _view() -> Any:
+    """ModelInferRequest's fields with the same numbers, but its input tensors and requested outputs as bytes
+    (length-delimited either way on the wire), so that reading a request leaves them undecoded. Parameters
+    (field 4) are not read: fusebox takes none."""
+    view = descriptor_pb2.FileDescriptorProto(name="fusebox_infer_view.proto", package="fusebox", syntax="proto3")
+    message = view.message_type.add(name="InferView")
+    field = descriptor_pb2.FieldDescriptorProto
+    for name, number, kind, label in (
+        ("model_name", 1, field.TYPE_STRING, field.LABEL_OPTIONAL),
+        ("model_version", 2, field.TYPE_STRING, field.LABEL_OPTIONAL),
+        ("id", 3, field.TYPE_STRING, field.LABEL_OPTIONAL),
+        ("inputs", 5, field.TYPE_BYTES, field.LABEL_REPEATED),
+        ("outputs", 6, field.TYPE_BYTES, field.LABEL_REPEATED),
+        ("raw_input_contents", 7, field.TYPE_BYTES, field.LABEL_REPEATED),
+    ):
+        message.field.add(name=name, number=number, type=kind, label=label)
+    _pool.Add(view)
+    return message_factory.GetMessageClass(_pool.FindMessageTypeByName("fusebox.InferView"))
+
+
+InferView = _view()

@@ -27,7 +27,7 @@ from service.core.errors import BadRequest, ServiceError
 from service.core.metrics import record_grpc_request
 from service.inference import service
 from service.inference.grpc_v2 import messages as m
-from service.inference.grpc_v2.wire import decode_infer, encode_infer
+from service.inference.grpc_v2.wire import decode_infer, encode_infer, read_view
 from service.inference.protocol import BINARY_EXTENSION
 from service.inference.runtime import RuntimeCache
 from service.tenants.dependencies import INVALID_KEY, tenant_of_key
@@ -129,19 +129,21 @@ class InferenceServicer:
         return m.ModelReadyResponse(ready=ready)
 
     @_rpc
-    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelInfer(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
+        """`request` comes as bytes (wire.py reads it)."""
         tenant_id = await _tenant(context)
-        if not request.model_name:
+        view = read_view(request)
+        if not view.model_name:
             raise BadRequest("the request needs a 'model_name'")
-        decode = partial(decode_infer, request)
+        decode = partial(decode_infer, view, request)
         return await service.serve(
             self.runtimes,
             self.settings,
             tenant_id,
-            request.model_name,
-            request.model_version or None,
+            view.model_name,
+            view.model_version or None,
             decode,
-            request.ByteSize(),
+            len(request),
             encode_infer,
         )
 
@@ -152,8 +154,9 @@ _METHODS = {
     "ServerMetadata": (m.ServerMetadataRequest, m.ServerMetadataResponse),
     "ModelMetadata": (m.ModelMetadataRequest, m.ModelMetadataResponse),
     "ModelReady": (m.ModelReadyRequest, m.ModelReadyResponse),
-    "ModelInfer": (m.ModelInferRequest, m.ModelInferResponse),
+    "ModelInfer": (None, m.ModelInferResponse),
 }
+"""Request and response types; None: the request is handed over as bytes."""
 
 
 def handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
@@ -162,7 +165,7 @@ def handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
         {
             name: grpc.unary_unary_rpc_method_handler(
                 getattr(servicer, name),
-                request_deserializer=partial(_parse, request_type),
+                request_deserializer=partial(_parse, request_type) if request_type else None,
                 response_serializer=response_type.SerializeToString,
             )
             for name, (request_type, response_type) in _METHODS.items()
