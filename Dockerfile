@@ -27,5 +27,5 @@ RUN useradd --create-home --uid 1000 fusebox && mkdir -p /data/artifacts && chow
 USER fusebox
 ENV FUSEBOX_VAR_DIR=/data FUSEBOX_ARTIFACT_ROOT=/data/artifacts
 
-EXPOSE 8000
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]
+EXPOSE 8000 8001
+CMD ["python", "-m", "service.serve", "--host", "0.0.0.0", "--port", "8000"]

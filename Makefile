@@ -7,7 +7,7 @@ LOG := var/log
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo migrate start stop api worker chromium
+.PHONY: venv test lint demo migrate start stop api worker chromium proto
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,14 +40,17 @@ demo: venv migrate start
 migrate: venv
 	$(PY) -m service.core.migrate
 
-# API and worker in the background, their own sessions (Ctrl-C in this terminal leaves them be).
+# API and worker in the background, their own sessions (Ctrl-C in this terminal leaves them be). The API
+# runs FUSEBOX_API_WORKERS processes (default 1) and serves gRPC inference on FUSEBOX_GRPC_PORT (default
+# here 8001; 0 turns it off): `FUSEBOX_API_WORKERS=2 make start`.
+SERVE := env FUSEBOX_GRPC_PORT=$${FUSEBOX_GRPC_PORT:-8001} FUSEBOX_GRPC_HOST=$${FUSEBOX_GRPC_HOST:-$(HOST)} \
+	$(PY) -m service.serve --host $(HOST) --port $(PORT)
 start: venv stop
 	mkdir -p $(RUN) $(LOG)
-	FUSEBOX_MIGRATE_ON_STARTUP=false setsid nohup $(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT) \
-		> $(LOG)/api.log 2>&1 < /dev/null & echo $$! > $(RUN)/api.pid
+	FUSEBOX_MIGRATE_ON_STARTUP=false setsid nohup $(SERVE) > $(LOG)/api.log 2>&1 < /dev/null & echo $$! > $(RUN)/api.pid
 	setsid nohup $(PY) -m celery -A worker.app:celery_app worker --pool=solo --concurrency=1 --loglevel=INFO \
 		> $(LOG)/worker.log 2>&1 < /dev/null & echo $$! > $(RUN)/worker.pid
-	@echo "API on http://$(HOST):$(PORT) (logs in $(LOG)/); worker started"
+	@echo "API on http://$(HOST):$(PORT), gRPC on $(HOST):$${FUSEBOX_GRPC_PORT:-8001} (logs in $(LOG)/); worker started"
 
 stop:
 	@for name in api worker; do \
@@ -61,7 +64,12 @@ stop:
 
 # In the foreground, for development or one container each.
 api: venv
-	$(PY) -m uvicorn service.main:app --host $(HOST) --port $(PORT)
+	$(SERVE)
 
 worker: venv
 	$(PY) -m celery -A worker.app:celery_app worker --pool=solo --concurrency=1 --loglevel=INFO
+
+# After an edit of the gRPC protocol file: the compiled descriptors the service loads (never generated Python).
+proto: venv
+	cd service/inference/grpc_v2 && ../../../$(PY) -m grpc_tools.protoc -I. --descriptor_set_out=grpc_predict_v2.binpb \
+		grpc_predict_v2.proto

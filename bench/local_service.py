@@ -4,6 +4,7 @@ the embedded defaults, and the Census fusion it deploys."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,10 @@ from service.client import Dataset, FuseboxClient, JobSpec, JobTaskSpec
 from service.local_stack import LocalStack
 
 
-def local_service(folder: Path) -> LocalStack:
-    """The API and one worker on the embedded defaults in `folder`, logging warnings only (so that logging
-    stays off the measured path); use it as a context manager, which stops them."""
-    return LocalStack.start(folder, log_level="warning")
+def local_service(folder: Path, settings: Mapping[str, str] | None = None) -> LocalStack:
+    """The API and one worker on the embedded defaults in `folder`, with more FUSEBOX_* `settings`, logging
+    warnings only (so that logging stays off the measured path); use it as a context manager, which stops them."""
+    return LocalStack.start(folder, settings=settings, log_level="warning")
 
 
 def census_source_paths() -> list[Path]:

@@ -1,16 +1,22 @@
-"""Serving over HTTP: a fused Census model behind a real uvicorn server on loopback, against the same
-model in ONNX Runtime in process (the ceiling).
+"""Serving: a fused Census model behind the real API on loopback, over HTTP JSON, HTTP binary tensors and
+gRPC, at batch 1 and 1024, with 1 and 2 API processes (FUSEBOX_API_WORKERS), against the same model in
+ONNX Runtime in process (the ceiling).
 
-    .venv/bin/python bench/serving.py [--seconds 3]
+    .venv/bin/python bench/serving.py [--seconds 3] [--processes 1,2] [--clients 1,8] [--rounds 2]
 
 Starts the API and a worker on the embedded defaults in a temporary folder, fuses the four Census source
 models that bench/census_fusion.py leaves in var/bench/models (one epoch on all training rows: the fused
-graph the full job exports, sources and AKF head, with no task answered by a source alone) and deploys it.
-Then measures rows/s and p50/p99 latency: one client at batch 1 and 1024, JSON and binary tensors; 32
-concurrent batch-1 clients with dynamic batching off and on, and the API process's CPU time per request (all
-its threads).
-Clients are a minimal keep-alive HTTP/1.1 client on asyncio, so that the load generator takes little of the
-CPU it shares with the server. Prints a table and the targets, and writes bench/results/serving.json.
+graph the full job exports, sources and AKF head) and deploys it; the worker is stopped once it has. The
+load generator runs on one CPU and the server on the others (the API is started pinned to them, so that
+each of its processes and threads inherits that affinity; on a 2-core machine: one each). For each number
+of API processes, each protocol and batch size is measured with 1 client and with several, each client on a
+connection of its own (the kernel hands each new connection to one of the processes): rows/s, p50/p99
+latency, and the server's CPU time per request (every API process, all threads). The process counts take
+turns for `--rounds` rounds, and each cell is the median of its rounds, so that a busy minute on this shared
+machine does not fall on one process count only. Dynamic batching is on
+(the service's defaults). Clients are minimal: a keep-alive HTTP/1.1 client on asyncio (bench/http_load.py)
+and grpc.aio sending pre-serialized messages (bench/grpc_load.py). Prints the tables and writes
+bench/results/serving.json.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,22 +39,28 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_load import infer_request, run_client  # noqa: E402
+from bench.grpc_load import infer_message, run_grpc_client  # noqa: E402
+from bench.http_load import ClientRun, infer_request, run_client  # noqa: E402
 from bench.local_service import deploy_census_fusion, local_service  # noqa: E402
 from fusion.data.census import load_census  # noqa: E402
 from fusion.onnx_runtime import model_feeds  # noqa: E402
 from service.client import FuseboxClient  # noqa: E402
 from service.core.config import Settings  # noqa: E402
 from service.inference.runtime import create_session  # noqa: E402
+from service.local_stack import LocalStack, free_port  # noqa: E402
 
 NAME = "census"
-CLIENTS = 32
+PROTOCOLS = ("HTTP JSON", "HTTP binary", "gRPC")
+BATCHES = (1, 1024)
+WARM_S = 1.0
+"""Unmeasured load before each measurement: connections, caches, and each process's first session load."""
 RESULTS = ROOT / "bench" / "results"
 
 
 @dataclass
 class Row:
     scenario: str
+    processes: int
     batch: int
     clients: int
     rows_per_s: float
@@ -55,60 +68,74 @@ class Row:
     p99_ms: float
     requests: int
     cpu_us: float
-    """CPU time per request: the API process's (in process: this one's, ONNX Runtime's threads included)."""
+    """Server CPU time per request: every API process's, all threads (in process: this one's)."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per scenario")
+    parser.add_argument("--processes", default="1,2", help="API process counts to measure")
+    parser.add_argument("--clients", default="1,8", help="concurrent client counts to measure")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of every process count; cells are medians")
     args = parser.parse_args()
+    processes = [int(count) for count in args.processes.split(",")]
+    clients = [int(count) for count in args.clients.split(",")]
+    client_cpu, server_cpus = _split_cpus()
     census = load_census()
-    frame = census.test.head(1024).reset_index(drop=True)
+    frame = census.test.head(max(BATCHES)).reset_index(drop=True)
+    settings = {"FUSEBOX_GRPC_PORT": str(free_port())}
     with tempfile.TemporaryDirectory(prefix="fusebox-serving-") as scratch:
         folder = Path(scratch)
+        os.sched_setaffinity(0, server_cpus)  # what the API, its workers and the ceiling's threads inherit
         with (
-            local_service(folder / "service") as service,
+            local_service(folder / "service", settings) as service,
             FuseboxClient(service.url, service.api_key, timeout_s=600) as client,
         ):
             session = create_session(str(deploy_census_fusion(client, census, NAME, folder)), Settings())
+            service.kill_workers()  # idle from now on: nothing of the server but the API runs
             rows = _ceiling(session, frame, args.seconds)
-            host, port = service.url.removeprefix("http://").split(":")
-            headers = {"Authorization": f"Bearer {service.api_key}"}
-            http = _HttpBench(host, int(port), headers, session, frame, args.seconds, service.processes["api"].pid)
-            _set_batching(client, 0)
-            for batch in (1, 1024):
-                for binary in (False, True):
-                    rows.append(asyncio.run(http.measure(batch, binary, clients=1)))
-            rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching off")))
-            _set_batching(client, None)  # the service's defaults: batching on
-            before = client.deployment_batching(NAME, 1)  # its counters include every run so far
-            rows.append(asyncio.run(http.measure(1, True, clients=CLIENTS, label="batching on")))
-            after = client.deployment_batching(NAME, 1)
-            batching = {"requests": after.requests - before.requests, "runs": after.runs - before.runs}
-
-    print(_table(rows))
-    verdicts = _targets(rows)
-    for line in verdicts:
-        print(line)
+            measured: list[Row] = []
+            for _ in range(args.rounds):
+                for count in processes:
+                    _restart_api(service, count, server_cpus)
+                    os.sched_setaffinity(0, {client_cpu})
+                    bench = _Bench(service, session.get_inputs(), frame, args.seconds, count)
+                    asyncio.run(bench.warm())
+                    for protocol in PROTOCOLS:
+                        for batch in BATCHES:
+                            for concurrent in clients:
+                                measured.append(asyncio.run(bench.measure(protocol, batch, concurrent)))
+            rows += _medians(measured)
     print(
-        f"batching on (its warm-up included): {batching['requests']:,} requests in {batching['runs']:,} ONNX Runtime "
-        "calls"
+        f"load generator on CPU {client_cpu}, server on CPUs {sorted(server_cpus)}; dynamic batching on; "
+        f"medians of {args.rounds} rounds (requests: their sum)"
     )
+    print(_table(rows))
+    print()
+    print(_comparison(rows, processes, clients))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(
-        json.dumps({"rows": [asdict(row) for row in rows], "targets": verdicts, "batching": batching}, indent=2)
+        json.dumps({"client_cpu": client_cpu, "server_cpus": sorted(server_cpus), "rows": [asdict(r) for r in rows]})
     )
 
 
-def _set_batching(client: FuseboxClient, wait_ms: float | None) -> None:
-    client.set_deployment_batching(NAME, 1, max_batch_wait_ms=wait_ms)
-    time.sleep(Settings().inference_deployment_cache_s + 0.1)
+def _split_cpus() -> tuple[int, set[int]]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        sys.exit("this bench pins the load generator and the server to different CPUs: it needs two")
+    return cpus[0], set(cpus[1:])
+
+
+def _restart_api(service: LocalStack, processes: int, server_cpus: set[int]) -> None:
+    os.sched_setaffinity(0, server_cpus)
+    service.env["FUSEBOX_API_WORKERS"] = str(processes)
+    service.restart_api()
 
 
 def _ceiling(session: ort.InferenceSession, frame: pd.DataFrame, seconds: float) -> list[Row]:
-    """The same file in ONNX Runtime in this process, with the service's session settings."""
+    """The same file in ONNX Runtime in this process, with the service's session settings, on the server's CPUs."""
     rows = []
-    for batch in (1, 1024):
+    for batch in BATCHES:
         feed = model_feeds(session.get_inputs(), frame.head(batch))
         session.run(None, feed)
         latencies = []
@@ -119,56 +146,79 @@ def _ceiling(session: ort.InferenceSession, frame: pd.DataFrame, seconds: float)
             session.run(None, feed)
             latencies.append(time.perf_counter() - started)
         cpu = time.process_time() - cpu_started
-        rows.append(_row("in-process ONNX Runtime (ceiling)", batch, 1, latencies, sum(latencies), cpu))
+        rows.append(_row("in-process ONNX Runtime (ceiling)", 0, batch, 1, latencies, sum(latencies), cpu))
     return rows
 
 
-class _HttpBench:
+class _Bench:
     def __init__(
-        self,
-        host: str,
-        port: int,
-        headers: dict[str, str],
-        session: ort.InferenceSession,
-        frame: pd.DataFrame,
-        seconds: float,
-        server_pid: int,
+        self, service: LocalStack, inputs: list[ort.NodeArg], frame: pd.DataFrame, seconds: float, processes: int
     ) -> None:
-        self.host, self.port, self.headers = host, port, headers
-        self.inputs, self.frame, self.seconds = session.get_inputs(), frame, seconds
-        self.server_pid = server_pid
+        self.service, self.inputs, self.frame = service, inputs, frame
+        self.seconds, self.processes = seconds, processes
+        self.host, port = service.url.removeprefix("http://").split(":")
+        self.port = int(port)
 
-    async def measure(self, batch: int, binary: bool, clients: int, label: str = "") -> Row:
+    def _client(self, protocol: str, batch: int) -> Callable[[float, float], Awaitable[ClientRun]]:
         feeds = model_feeds(self.inputs, self.frame.head(batch))
-        request = infer_request(self.host, self.port, NAME, self.headers, feeds, binary)
-        deadline = time.perf_counter() + 0.5 + self.seconds
-        measured_from = time.perf_counter() + 0.5  # the first half second warms connections and caches
-        cpu_from = asyncio.create_task(self._server_cpu_after(0.5))
-        runs = await asyncio.gather(
-            *(run_client(self.host, self.port, request, deadline, measured_from) for _ in range(clients))
-        )
-        cpu = _cpu_seconds(self.server_pid) - await cpu_from
+        if protocol == "gRPC":
+            message = infer_message(NAME, feeds)
+            return lambda deadline, start: run_grpc_client(
+                self.service.grpc_target, message, self.service.api_key, deadline, start
+            )
+        request = infer_request(self.host, self.port, NAME, self.service.headers, feeds, protocol == "HTTP binary")
+        return lambda deadline, start: run_client(self.host, self.port, request, deadline, start)
+
+    async def warm(self) -> None:
+        """Several connections of each protocol, so that every process has loaded the model."""
+        deadline = time.perf_counter() + 3 * WARM_S
+        runs = [self._client(protocol, 1)(deadline, deadline) for protocol in PROTOCOLS for _ in range(8)]
+        await asyncio.gather(*runs)
+
+    async def measure(self, protocol: str, batch: int, clients: int) -> Row:
+        client = self._client(protocol, batch)
+        measured_from = time.perf_counter() + WARM_S
+        deadline = measured_from + self.seconds
+        cpu_from = asyncio.create_task(self._server_cpu_after(WARM_S))
+        runs = await asyncio.gather(*(client(deadline, measured_from) for _ in range(clients)))
+        cpu = _server_cpu_seconds(self.service) - await cpu_from
         if errors := [error for run in runs for error in run.errors]:
-            raise RuntimeError(f"{len(errors)} failed requests, the first: {errors[0]}")
+            raise RuntimeError(f"{protocol}: {len(errors)} failed requests, the first: {errors[0]}")
         latencies = [latency for run in runs for latency in run.latencies]
-        scenario = f"HTTP {'binary' if binary else 'JSON'}" + (f", {clients} clients, {label}" if label else "")
-        return _row(scenario, batch, clients, latencies, self.seconds, cpu)
+        return _row(protocol, self.processes, batch, clients, latencies, self.seconds, cpu)
 
     async def _server_cpu_after(self, delay: float) -> float:
         await asyncio.sleep(delay)
-        return _cpu_seconds(self.server_pid)
+        return _server_cpu_seconds(self.service)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _server_cpu_seconds(service: LocalStack) -> float:
+    """User and system CPU time so far of every process of the API's session (its supervisor and workers)."""
+    session = service.processes["api"].pid
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) == session:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def _row(scenario: str, batch: int, clients: int, latencies: list[float], seconds: float, cpu_seconds: float) -> Row:
+def _row(
+    scenario: str,
+    processes: int,
+    batch: int,
+    clients: int,
+    latencies: list[float],
+    seconds: float,
+    cpu_seconds: float,
+) -> Row:
     ordered = sorted(latencies)
     return Row(
         scenario=scenario,
+        processes=processes,
         batch=batch,
         clients=clients,
         rows_per_s=len(latencies) * batch / seconds,
@@ -179,43 +229,53 @@ def _row(scenario: str, batch: int, clients: int, latencies: list[float], second
     )
 
 
+def _medians(rows: list[Row]) -> list[Row]:
+    """One row per scenario, in the order first measured: the median of each figure over its rounds."""
+    rounds: dict[tuple[str, int, int, int], list[Row]] = {}
+    for row in rows:
+        rounds.setdefault((row.scenario, row.processes, row.batch, row.clients), []).append(row)
+    return [
+        Row(
+            *key,
+            rows_per_s=statistics.median(r.rows_per_s for r in same),
+            p50_ms=statistics.median(r.p50_ms for r in same),
+            p99_ms=statistics.median(r.p99_ms for r in same),
+            requests=sum(r.requests for r in same),
+            cpu_us=statistics.median(r.cpu_us for r in same),
+        )
+        for key, same in rounds.items()
+    ]
+
+
 def _table(rows: list[Row]) -> str:
     lines = [
-        "| scenario | batch | clients | rows/s | p50 ms | p99 ms | requests | CPU us/request |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | API processes | batch | clients | rows/s | p50 ms | p99 ms | requests | server CPU us/request |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.scenario} | {r.batch} | {r.clients} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-        f"{r.requests:,} | {r.cpu_us:,.0f} |"
+        f"| {r.scenario} | {r.processes or '-'} | {r.batch} | {r.clients} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | "
+        f"{r.p99_ms:.2f} | {r.requests:,} | {r.cpu_us:,.0f} |"
         for r in rows
     ]
     return "\n".join(lines)
 
 
-def _targets(rows: list[Row]) -> list[str]:
-    def find(scenario: str, batch: int) -> Row:
-        return next(r for r in rows if r.scenario == scenario and r.batch == batch)
-
-    ceiling = find("in-process ONNX Runtime (ceiling)", 1024)
-    model_cpu = find("in-process ONNX Runtime (ceiling)", 1).cpu_us
-    binary = find("HTTP binary", 1024)
-    single = find("HTTP binary", 1)
-    off = find(f"HTTP binary, {CLIENTS} clients, batching off", 1)
-    on = find(f"HTTP binary, {CLIENTS} clients, batching on", 1)
-    share = binary.rows_per_s / ceiling.rows_per_s
-    gain = on.rows_per_s / off.rows_per_s
-    tail = on.p99_ms / single.p99_ms
-    return [
-        f"target binary batch-1024 >= 50% of the in-process ceiling: {'PASS' if share >= 0.5 else 'FAIL'} "
-        f"({share:.0%}: {binary.rows_per_s:,.0f} vs {ceiling.rows_per_s:,.0f} rows/s)",
-        f"target {CLIENTS} clients, batching on >= 3x batching off: {'PASS' if gain >= 3 else 'FAIL'} "
-        f"({gain:.2f}x: {on.rows_per_s:,.0f} vs {off.rows_per_s:,.0f} rows/s)",
-        f"target {CLIENTS} clients, batching on p99 <= 4x the batch-1 p99: {'PASS' if tail <= 4 else 'FAIL'} "
-        f"({tail:.2f}x: {on.p99_ms:.2f} vs {single.p99_ms:.2f} ms; vs batching off p99 {off.p99_ms:.2f} ms)",
-        f"server CPU per batch-1 request: {single.cpu_us:,.0f} us with one client; {off.cpu_us:,.0f} us and "
-        f"{on.cpu_us:,.0f} us with {CLIENTS} clients, batching off and on; ONNX Runtime in process: {model_cpu:,.0f} "
-        f"us per batch-1 call. Batching merges the calls, not the HTTP and Python work of each request",
-    ]
+def _comparison(rows: list[Row], processes: list[int], clients: list[int]) -> str:
+    """rows/s side by side: the protocols at each setting, and each protocol's gain from more processes."""
+    found = {(r.scenario, r.processes, r.batch, r.clients): r.rows_per_s for r in rows}
+    header = "| API processes | batch | clients | " + " | ".join(f"{p} rows/s" for p in PROTOCOLS)
+    header += " | gRPC / HTTP JSON | gRPC / HTTP binary |"
+    lines = [header, "|---" * (5 + len(PROTOCOLS)) + "|"]
+    for count in processes:
+        for batch in BATCHES:
+            for concurrent in clients:
+                speeds = [found[protocol, count, batch, concurrent] for protocol in PROTOCOLS]
+                lines.append(
+                    f"| {count} | {batch} | {concurrent} | "
+                    + " | ".join(f"{speed:,.0f}" for speed in speeds)
+                    + f" | {speeds[2] / speeds[0]:.2f}x | {speeds[2] / speeds[1]:.2f}x |"
+                )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -113,11 +113,17 @@ class LocalStack:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, timeout=timeout_s, headers=headers)
 
+    @property
+    def grpc_target(self) -> str:
+        """host:port of the gRPC inference service; the stack serves it when started with FUSEBOX_GRPC_PORT."""
+        return f"127.0.0.1:{self.env['FUSEBOX_GRPC_PORT']}"
+
     def start_api(self, ready_timeout_s: float = 90) -> None:
-        """The API as process `api` (again, after it was killed), on the stack's port; ready when this returns."""
+        """The API as process `api` (again, after it was killed), on the stack's port, in FUSEBOX_API_WORKERS
+        processes (`python -m service.serve`); ready when this returns."""
         self._start(
             "api",
-            [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", self.log_level],
         )  # fmt: skip
         self.wait_ready(ready_timeout_s)

@@ -6,13 +6,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
-from service.core.config import get_settings
+from service.core.config import Settings, get_settings
 from service.core.database import get_session_factory
 from service.core.docs import install_offline_docs
 from service.core.errors import install_error_handlers
@@ -32,7 +32,7 @@ from service.jobs.metrics import JobsByStatus, QueueLength
 from service.jobs.router import router as jobs_router
 from service.models.router import router as models_router
 from service.tenants.bootstrap import bootstrap_local_tenant
-from service.tenants.dependencies import tenant_of_key
+from service.tenants.dependencies import authenticated_tenant
 
 log = logging.getLogger("fusebox")
 
@@ -45,14 +45,22 @@ multi-task model through the Open Inference Protocol v2 (`/v2`) or `/v1/predict`
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    if settings.migrate_on_startup:
-        await run_in_threadpool(upgrade, settings.sqlalchemy_url)
+    await run_in_threadpool(prepare_database, settings)
     get_store()  # creates the artifact folders
-    if settings.bootstrap_tenant:
-        await run_in_threadpool(_bootstrap_tenant, settings.local_key_file)
     log.info("fusebox %s: database %s", __version__, settings.sqlalchemy_url.split("@")[-1])
+    grpc_server = await _start_grpc(settings) if settings.grpc_port else None
     _tune_garbage_collector()
     yield
+    if grpc_server is not None:
+        await grpc_server.stop(grace=5)
+
+
+async def _start_grpc(settings: Settings) -> Any:
+    """Imported only when asked for: the gRPC stack costs start-up time and memory that HTTP-only APIs skip."""
+    from service.inference.grpc_v2.server import start_server
+    from service.inference.runtime import get_runtimes
+
+    return await start_server(settings, get_runtimes())
 
 
 def _tune_garbage_collector() -> None:
@@ -66,9 +74,14 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def _bootstrap_tenant(key_file: Path) -> None:
-    with get_session_factory()() as session:
-        bootstrap_local_tenant(session, key_file)
+def prepare_database(settings: Settings) -> None:
+    """The newest schema, and the first tenant on a fresh install, as the settings ask (service/serve.py does
+    this once before it starts several API processes, which then skip it)."""
+    if settings.migrate_on_startup:
+        upgrade(settings.sqlalchemy_url)
+    if settings.bootstrap_tenant:
+        with get_session_factory()() as session:
+            bootstrap_local_tenant(session, settings.local_key_file)
 
 
 def create_app() -> FastAPI:
@@ -83,7 +96,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_offline_docs(app)
-    app.add_middleware(RequestGuard, authenticate=tenant_of_key)  # inside the observability middleware: logged
+    app.add_middleware(RequestGuard, authenticate=authenticated_tenant)  # inside the observability middleware: logged
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     # /v2 first: routes are matched in order, and its infer route is the one that answers at the highest rate.

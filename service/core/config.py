@@ -146,7 +146,21 @@ class Settings(BaseSettings):
     inference_deployment_cache_s: float = Field(
         default=1.0, ge=0, description="How long a resolved name and version is reused before the database is asked."
     )
-    inference_max_body_bytes: int = Field(default=256 * 2**20, description="Largest inference request body.")
+    inference_max_body_bytes: int = Field(
+        default=256 * 2**20, description="Largest inference request body (a gRPC message too)."
+    )
+    grpc_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="The KServe v2 gRPC inference service's port, served by every API process; 0: no gRPC.",
+    )
+    grpc_host: str = Field(default="127.0.0.1", description="The address gRPC listens on (0.0.0.0: every interface).")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        description="API processes behind the one port (`python -m service.serve`); metrics add up across them.",
+    )
 
     @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property; pydantic's documented form
     @property

@@ -7,11 +7,18 @@
 - fusebox_inference_rows_total{tenant, model, version} and fusebox_inference_duration_seconds{tenant, model,
   version}: see record_inference. Deployment names are per tenant, so the tenant tells two `census` apart.
 
-Each API process has its own counters: scrape every replica (uvicorn --workers would need
-prometheus_client's multiprocess mode).
+- fusebox_grpc_requests_total{method, code} and fusebox_grpc_request_duration_seconds{method}: the gRPC
+  inference service's calls (service/inference/grpc_v2/), by method and status code.
+
+Several API processes (FUSEBOX_API_WORKERS, service/serve.py) share one set of counters through
+prometheus_client's multiprocess mode: each process writes its values to files in PROMETHEUS_MULTIPROC_DIR,
+and /metrics, whichever process answers, sums them over every process. The process and platform collectors
+describe one process only, so they are left out in that mode.
 """
 
 from __future__ import annotations
+
+import os
 
 from fastapi import APIRouter, Response
 from prometheus_client import (
@@ -22,24 +29,36 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client reads it when first imported: it must be in the environment before the process starts."""
 
 REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
+"""What /metrics serves; other modules register their collectors (read at scrape time) here."""
+if os.environ.get(MULTIPROCESS_DIR):
+    multiprocess.MultiProcessCollector(REGISTRY)
+    _OWN = CollectorRegistry()  # the values live in the files; a registry of their own keeps them out of REGISTRY
+else:
+    ProcessCollector(registry=REGISTRY)
+    PlatformCollector(registry=REGISTRY)
+    _OWN = REGISTRY
 
-_REQUESTS = Counter(
-    "fusebox_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=REGISTRY
-)
+_REQUESTS = Counter("fusebox_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=_OWN)
 _REQUEST_SECONDS = Histogram(
-    "fusebox_http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], registry=REGISTRY
+    "fusebox_http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], registry=_OWN
 )
-_INFERENCE_ROWS = Counter("fusebox_inference_rows", "Rows inferred.", ["tenant", "model", "version"], registry=REGISTRY)
+_INFERENCE_ROWS = Counter("fusebox_inference_rows", "Rows inferred.", ["tenant", "model", "version"], registry=_OWN)
 _INFERENCE_SECONDS = Histogram(
     "fusebox_inference_duration_seconds",
     "Time to answer one inference request.",
     ["tenant", "model", "version"],
-    registry=REGISTRY,
+    registry=_OWN,
+)
+_GRPC_REQUESTS = Counter("fusebox_grpc_requests", "gRPC calls answered.", ["method", "code"], registry=_OWN)
+_GRPC_SECONDS = Histogram(
+    "fusebox_grpc_request_duration_seconds", "Time to answer a gRPC call.", ["method"], registry=_OWN
 )
 
 
@@ -52,6 +71,11 @@ def record_inference(tenant_id: str, model_name: str, version: str | int, rows: 
     """One successful inference request (OIP v2 infer or /v1/predict) of a deployed model version."""
     _INFERENCE_ROWS.labels(tenant_id, model_name, str(version)).inc(rows)
     _INFERENCE_SECONDS.labels(tenant_id, model_name, str(version)).observe(seconds)
+
+
+def record_grpc_request(method: str, code: str, seconds: float) -> None:
+    _GRPC_REQUESTS.labels(method, code).inc()
+    _GRPC_SECONDS.labels(method).observe(seconds)
 
 
 metrics_router = APIRouter()

@@ -173,12 +173,15 @@ def _fits_integer_range(values: np.ndarray, spec: TensorSpec) -> bool:
 
 
 def from_bytes(
-    inputs: list[WireInput], specs: Mapping[str, TensorSpec], tensor_bytes: memoryview
+    inputs: list[WireInput],
+    specs: Mapping[str, TensorSpec],
+    tensor_bytes: memoryview,
+    size_label: str = "binary_data_size {}",
 ) -> dict[str, np.ndarray]:
     """Little-endian tensor bytes (the binary extension's layout), row-major, of the inputs that came as
     bytes (`tensor_bytes`: all of theirs, in input order). Consecutive inputs of one datatype and shape lie
     side by side: each such run is read in one numpy call, each input a view of its row (per input, the calls
-    cost more than the model)."""
+    cost more than the model). `size_label` names an input's byte count in messages, as its protocol does."""
     arrays: dict[str, np.ndarray] = {}
     start = 0
     for (datatype, shape), run in groupby(inputs, key=lambda tensor: (tensor.datatype, tensor.shape)):
@@ -189,8 +192,8 @@ def from_bytes(
         for tensor in tensors:
             if tensor.size != expected:
                 raise BadRequest(
-                    f"input '{tensor.name}' has binary_data_size {tensor.size}, but shape {list(shape)} of {datatype} "
-                    f"takes {expected} bytes"
+                    f"input '{tensor.name}' has {size_label.format(tensor.size)}, but shape {list(shape)} of "
+                    f"{datatype} takes {expected} bytes"
                 )
         values = np.frombuffer(tensor_bytes, spec.wire_dtype, count * len(tensors), start)
         values = values.reshape(len(tensors), *shape)

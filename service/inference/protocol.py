@@ -49,6 +49,8 @@ class WireRequest:
     """binary_data_output: the outputs that don't say come as bytes."""
     may_hold_booleans: bool
     """The JSON has a true or false somewhere: only then must the data be searched for them."""
+    size_label: str = "binary_data_size {}"
+    """How the protocol names an input's byte count, for messages: '{}' is the count."""
 
     def wants_binary(self, output: str) -> bool:
         return self.binary.get(output, self.binary_by_default)

@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.core.dependencies import AppSettings, DbSession
-from service.core.errors import Unavailable
 from service.inference import service
 from service.inference.declared_rows import DeclaredRows
 from service.inference.dependencies import Runtimes
@@ -107,10 +105,7 @@ def live() -> ServerLive:
 
 @oip.get("/health/ready", response_model=ServerReady, summary="The database answers", responses={503: {}})
 def ready(session: DbSession) -> ServerReady:
-    try:
-        session.execute(text("SELECT 1"))
-    except Exception as error:  # any driver error means not ready
-        raise Unavailable(f"the database is unreachable: {type(error).__name__}") from None
+    service.check_database(session)
     return ServerReady(ready=True)
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.core.bodies import parse_body
 from service.core.config import Settings
-from service.core.errors import BadRequest, TooLarge
+from service.core.errors import BadRequest, TooLarge, Unavailable
 from service.core.metrics import record_inference
 from service.deployments.batching import batch_stats, effective_batching
 from service.deployments.models import Deployment
@@ -29,6 +32,8 @@ from service.inference.schemas import (
     PredictResponse,
     TensorMetadata,
 )
+
+Encoded = TypeVar("Encoded")
 
 _OFFLOAD_BYTES = 1 << 16
 """Bodies and answers larger than this are decoded and encoded on a worker thread: a 1024-row JSON
@@ -50,6 +55,14 @@ def metadata(session: Session, runtimes: RuntimeCache, tenant_id: str, name: str
     return ModelMetadata(name=name, versions=versions, inputs=_tensors(model.inputs), outputs=_tensors(model.outputs))
 
 
+def check_database(session: Session) -> None:
+    """The server is ready when its database answers."""
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as error:  # any driver error means not ready
+        raise Unavailable(f"the database is unreachable: {type(error).__name__}") from None
+
+
 def ready(session: Session, runtimes: RuntimeCache, tenant_id: str, name: str, version: str | None) -> bool:
     """Deployed and loadable: loading here warms the session for the first request."""
     runtimes.get(find_deployment(session, tenant_id, name, version).fused_model.sha256)
@@ -66,30 +79,47 @@ async def infer(
     header_length: str | None,
 ) -> tuple[bytes, int | None]:
     """An OIP v2 request body in, the response body out (with its JSON header's length when binary)."""
+    decode = partial(decode_request, body, header_length)
+    return await serve(runtimes, settings, tenant_id, name, version, decode, len(body), encode_response)
+
+
+async def serve(
+    runtimes: RuntimeCache,
+    settings: Settings,
+    tenant_id: str,
+    name: str,
+    version: str | None,
+    decode: Callable[[], WireRequest],
+    size: int,
+    encode: Callable[[str, int, dict[str, np.ndarray], WireRequest], Encoded],
+) -> Encoded:
+    """One inference request of any wire format (`decode` reads it, `size` bytes; `encode` writes the answer):
+    resolved, checked against the model, batched with the model's other requests and recorded in the metrics,
+    the same way for HTTP and gRPC."""
     started = time.perf_counter()
     served = await resolve(tenant_id, name, version)
     model = runtimes.peek(served.sha256)
     if model is None:
         model = await run_in_threadpool(runtimes.get, served.sha256)
     max_rows = settings.max_inference_rows
-    if len(body) > _OFFLOAD_BYTES:
-        prepared = await run_in_threadpool(prepare, model, body, header_length, max_rows)
+    if size > _OFFLOAD_BYTES:
+        prepared = await run_in_threadpool(prepare, model, decode, max_rows)
     else:
-        prepared = prepare(model, body, header_length, max_rows)
+        prepared = prepare(model, decode, max_rows)
     batch_rows, batch_wait_ms = effective_batching(served, settings)
     batcher = batcher_for(model, batch_stats(served.sha256), batch_rows, batch_wait_ms / 1000)
     results = await batcher.run(prepared.feeds, prepared.rows, prepared.outputs)
     answer = (served.name, served.version, results, prepared.request)
     if sum(values.size for values in results.values()) * 8 > _OFFLOAD_BYTES:
-        encoded = await run_in_threadpool(encode_response, *answer)
+        encoded = await run_in_threadpool(encode, *answer)
     else:
-        encoded = encode_response(*answer)
+        encoded = encode(*answer)
     record_inference(tenant_id, served.name, served.version, prepared.rows, time.perf_counter() - started)
     return encoded
 
 
-def prepare(model: RuntimeModel, body: bytes, header_length: str | None, max_rows: int) -> Prepared:
-    request = decode_request(body, header_length)
+def prepare(model: RuntimeModel, decode: Callable[[], WireRequest], max_rows: int) -> Prepared:
+    request = decode()
     feeds, rows = _feeds(model, request, max_rows)
     model.check_values(feeds)
     return Prepared(request, feeds, rows, _wanted_outputs(model, request.outputs))
@@ -160,7 +190,7 @@ def _feeds(model: RuntimeModel, request: WireRequest, max_rows: int) -> tuple[di
     feeds = from_json(json_inputs, specs, request.may_hold_booleans)
     if len(json_inputs) < len(request.inputs):
         binary = [tensor for tensor in request.inputs if tensor.size is not None]
-        feeds.update(from_bytes(binary, specs, request.tensor_bytes))
+        feeds.update(from_bytes(binary, specs, request.tensor_bytes, request.size_label))
     counts = dict(zip(rows.values(), rows, strict=False))  # one input named per row count
     if len(counts) > 1:
         examples = ", ".join(f"'{name}' has {count}" for count, name in list(counts.items())[:3])

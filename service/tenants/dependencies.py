@@ -26,6 +26,10 @@ _valid_keys: dict[str, tuple[str, float]] = {}
 """sha256 of a key -> (its tenant, when to ask the database again)."""
 
 
+MISSING_KEY = "this endpoint needs an API key: send the header 'Authorization: Bearer <key>'"
+INVALID_KEY = "the API key is not valid or has been revoked: ask your administrator for a new one"
+
+
 async def current_tenant(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
@@ -34,13 +38,21 @@ async def current_tenant(
     if checked is not None:
         return checked
     # HTTPBearer answers None for a missing header and for any other scheme.
-    return await tenant_of_key(None if credentials is None else credentials.credentials)
+    return await authenticated_tenant(None if credentials is None else credentials.credentials)
 
 
-async def tenant_of_key(key: str | None) -> str:
+async def authenticated_tenant(key: str | None) -> str:
     """The tenant whose key this is; 401 without a key, or with one that is unknown or revoked."""
     if key is None:
-        raise _unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
+        raise _unauthorized(MISSING_KEY)
+    tenant_id = await tenant_of_key(key)
+    if tenant_id is None:
+        raise _unauthorized(INVALID_KEY)
+    return tenant_id
+
+
+async def tenant_of_key(key: str) -> str | None:
+    """The tenant whose API key this is, None for no valid key: for HTTP routes and the gRPC service alike."""
     digest = hash_key(key)
     known = _valid_keys.get(digest)
     if known is not None and known[1] > time.monotonic():
@@ -48,7 +60,7 @@ async def tenant_of_key(key: str | None) -> str:
     tenant_id = await run_in_threadpool(_look_up, digest)
     if tenant_id is None:
         _valid_keys.pop(digest, None)
-        raise _unauthorized("the API key is not valid or has been revoked: ask your administrator for a new one")
+        return None
     _valid_keys[digest] = (tenant_id, time.monotonic() + get_settings().auth_cache_s)
     return tenant_id
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from service.local_stack import LocalStack
+from service.local_stack import LocalStack, free_port
 from tests.helpers import ROOT
 
 TEST_SETTINGS = {
@@ -52,6 +52,7 @@ def start_stack(
     broker_url: str = "filesystem://",
     settings: Mapping[str, str] | None = None,
 ) -> Stack:
-    """The API, ready, and one worker; on the embedded defaults unless given a database and a broker.
-    `settings` add to or override TEST_SETTINGS."""
-    return Stack.start(folder, database_url, broker_url, settings={**TEST_SETTINGS, **(settings or {})})
+    """The API, ready, and one worker; on the embedded defaults unless given a database and a broker. Every
+    stack serves gRPC too, on a port of its own. `settings` add to or override TEST_SETTINGS."""
+    grpc = {"FUSEBOX_GRPC_PORT": str(free_port())}
+    return Stack.start(folder, database_url, broker_url, settings={**TEST_SETTINGS, **grpc, **(settings or {})})
