@@ -21,7 +21,7 @@ from fusion.akf.cache import ComponentCache, SourceOutputs, component_store
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
-from fusion.akf.sources import FusionSource, LevelPlan, plan_levels
+from fusion.akf.sources import FusionSource, LevelPlan, plan_levels, with_stage_groups
 from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_source, raw_source
 from fusion.akf.validation import check_fusion_inputs
 from fusion.data.stream import ChunkSource
@@ -108,6 +108,7 @@ def fuse(
     labels = {split: read_all(table, list(dict.fromkeys(t.label for t in tasks))) for split, table in scored.items()}
 
     stage("planning fusion levels")
+    sources = [with_stage_groups(source, settings.akf.levels) for source in sources]
     plans = [plan_levels(source, settings.akf.levels) for source in sources]
     stage("computing source model outputs")
     with component_store(cache) as store:
@@ -280,7 +281,7 @@ def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.
 
 
 def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]]:
-    return {i: stages.graph.initializer_arrays() for i, stages in enumerate(model.source_stages)}
+    return {i: stages.graph.initializer_arrays() for i, stages in model.trainable_sources.items()}
 
 
 def _source_prediction(task: Task, source: FusionSource, output: np.ndarray) -> np.ndarray:

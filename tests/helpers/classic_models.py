@@ -9,9 +9,20 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pandas as pd
+import torch
+
+from fusion.akf.sources import FusionSource
+from fusion.data.schema import CategoricalFeature, FeatureSchema
+from fusion.intake import load_model
+from fusion.intake.files import load_model_file
+from fusion.tasks import Task, TaskType
+from fusion.training import TrainConfig
+from fusion.zoo import build_single_task_model, export_onnx, train_model
 
 ID_COLUMNS = ("cat_a", "cat_b")
 VALUE_COLUMNS = ("x1", "x2", "x3")
@@ -197,3 +208,38 @@ def with_zipmap(frame: pd.DataFrame) -> bytes:
 
 def onnx_model(model: ClassicModel) -> onnx.ModelProto:
     return onnx.load_from_string(model.onnx_bytes)
+
+
+TASKS = {
+    "binary": Task("label", TaskType.BINARY, "label"),
+    "regression": Task("amount", TaskType.REGRESSION, "amount"),
+    "multiclass": Task("kind", TaskType.MULTICLASS, "kind", num_classes=3),
+}
+SCHEMA = FeatureSchema(
+    categorical=(CategoricalFeature("cat_a", 6), CategoricalFeature("cat_b", 3)), dense=VALUE_COLUMNS
+)
+
+
+def classic_source(model: ClassicModel, name: str | None = None) -> FusionSource:
+    """The model as a fusion source: its one tensor fed from the id and value columns."""
+    return FusionSource(
+        name=name or model.kind,
+        task=TASKS[model.task].name,
+        loaded=load_model(model.onnx_bytes),
+        input_columns={TREE_INPUT: FEATURE_COLUMNS},
+    )
+
+
+def neural_onnx(task_type: str, frame: pd.DataFrame, path: Path) -> Path:
+    """A small MLP (one input per column) trained for one epoch on `frame`, exported by PyTorch."""
+    task = TASKS[task_type]
+    torch.manual_seed(0)
+    model = build_single_task_model("mlp", SCHEMA, task, hidden=(16, 8))
+    config = TrainConfig(batch_size=256, learning_rate=3e-3, max_epochs=1, device="cpu")
+    train_model(model, [task], frame, frame, SCHEMA, config)
+    return export_onnx(model, SCHEMA, task, path, dynamo=False)
+
+
+def neural_source(task_type: str, frame: pd.DataFrame, folder: Path) -> FusionSource:
+    path = neural_onnx(task_type, frame, folder / f"mlp_{task_type}.onnx")
+    return FusionSource(name=f"mlp_{task_type}", task=TASKS[task_type].name, loaded=load_model_file(path))
