@@ -62,6 +62,8 @@ class ClassicModel:
     raw_score: Callable[[np.ndarray], np.ndarray]
     """The library's raw score for a feature matrix, [N, targets]: what the stage groups add up to."""
     trees: int
+    predict: Callable[[np.ndarray], np.ndarray]
+    """The library's prediction: positive-class probability [N], class probabilities [N, C], or value [N]."""
 
 
 def _as_columns(values: np.ndarray) -> np.ndarray:
@@ -104,7 +106,7 @@ def _lightgbm(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
     model = lightgbm.LGBMClassifier(n_estimators=7, num_leaves=6, min_child_samples=5, verbose=-1)
     model.fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict(x, raw_score=True))  # noqa: E731
-    return ClassicModel("lightgbm", "binary", _onnxmltools(model, "convert_lightgbm"), raw, 7)
+    return ClassicModel("lightgbm", "binary", _onnxmltools(model, "convert_lightgbm"), raw, 7, lambda x: model.predict_proba(x)[:, 1])
 
 
 def _lightgbm_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -113,7 +115,7 @@ def _lightgbm_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicMo
     model = lightgbm.LGBMClassifier(n_estimators=4, num_leaves=5, min_child_samples=5, verbose=-1)
     model.fit(features, frame.kind)
     raw = lambda x: _as_columns(model.predict(x, raw_score=True))  # noqa: E731
-    return ClassicModel("lightgbm_multiclass", "multiclass", _onnxmltools(model, "convert_lightgbm"), raw, 12)
+    return ClassicModel("lightgbm_multiclass", "multiclass", _onnxmltools(model, "convert_lightgbm"), raw, 12, model.predict_proba)
 
 
 def _xgboost(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -122,7 +124,7 @@ def _xgboost(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
     model = xgboost.XGBClassifier(n_estimators=6, max_depth=3, n_jobs=1)
     model.fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict(x, output_margin=True))  # noqa: E731
-    return ClassicModel("xgboost", "binary", _onnxmltools(model, "convert_xgboost"), raw, 6)
+    return ClassicModel("xgboost", "binary", _onnxmltools(model, "convert_xgboost"), raw, 6, lambda x: model.predict_proba(x)[:, 1])
 
 
 def _gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -130,7 +132,7 @@ def _gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> ClassicMode
 
     model = GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.decision_function(x))  # noqa: E731
-    return ClassicModel("gradient_boosting", "binary", _skl2onnx(model), raw, 6)
+    return ClassicModel("gradient_boosting", "binary", _skl2onnx(model), raw, 6, lambda x: model.predict_proba(x)[:, 1])
 
 
 def _gradient_boosting_regressor(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -138,7 +140,7 @@ def _gradient_boosting_regressor(features: np.ndarray, frame: pd.DataFrame) -> C
 
     model = GradientBoostingRegressor(n_estimators=6, max_depth=2, random_state=0).fit(features, frame.amount)
     raw = lambda x: _as_columns(model.predict(x))  # noqa: E731
-    return ClassicModel("gradient_boosting_regressor", "regression", _skl2onnx(model), raw, 6)
+    return ClassicModel("gradient_boosting_regressor", "regression", _skl2onnx(model), raw, 6, model.predict)
 
 
 def _random_forest(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -146,7 +148,7 @@ def _random_forest(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
 
     model = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict_proba(x)[:, 1])  # noqa: E731  (skl2onnx keeps class 1 only)
-    return ClassicModel("random_forest", "binary", _skl2onnx(model), raw, 5)
+    return ClassicModel("random_forest", "binary", _skl2onnx(model), raw, 5, lambda x: model.predict_proba(x)[:, 1])
 
 
 def _random_forest_regressor(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -154,7 +156,7 @@ def _random_forest_regressor(features: np.ndarray, frame: pd.DataFrame) -> Class
 
     model = RandomForestRegressor(n_estimators=5, max_depth=3, random_state=0).fit(features, frame.amount)
     raw = lambda x: _as_columns(model.predict(x))  # noqa: E731
-    return ClassicModel("random_forest_regressor", "regression", _skl2onnx(model), raw, 5)
+    return ClassicModel("random_forest_regressor", "regression", _skl2onnx(model), raw, 5, model.predict)
 
 
 def _hist_gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -162,7 +164,7 @@ def _hist_gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> Classi
 
     model = HistGradientBoostingClassifier(max_iter=6, max_depth=3, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.decision_function(x))  # noqa: E731
-    return ClassicModel("hist_gradient_boosting", "binary", _skl2onnx(model), raw, 6)
+    return ClassicModel("hist_gradient_boosting", "binary", _skl2onnx(model), raw, 6, lambda x: model.predict_proba(x)[:, 1])
 
 
 def _gradient_boosting_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -170,7 +172,7 @@ def _gradient_boosting_multiclass(features: np.ndarray, frame: pd.DataFrame) -> 
 
     model = GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(features, frame.kind)
     raw = lambda x: _as_columns(model.decision_function(x))  # noqa: E731
-    return ClassicModel("gradient_boosting_multiclass", "multiclass", _skl2onnx(model), raw, 9)
+    return ClassicModel("gradient_boosting_multiclass", "multiclass", _skl2onnx(model), raw, 9, model.predict_proba)
 
 
 def _scaled_logistic_regression(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -180,7 +182,7 @@ def _scaled_logistic_regression(features: np.ndarray, frame: pd.DataFrame) -> Cl
 
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(features, frame.label)
     raw = lambda x: np.stack([-model.decision_function(x), model.decision_function(x)], axis=1)  # noqa: E731
-    return ClassicModel("scaled_logistic_regression", "binary", _skl2onnx(model), raw, 0)
+    return ClassicModel("scaled_logistic_regression", "binary", _skl2onnx(model), raw, 0, lambda x: model.predict_proba(x)[:, 1])
 
 
 _TRAINERS: dict[str, Callable[[np.ndarray, pd.DataFrame], ClassicModel]] = {
