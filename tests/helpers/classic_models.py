@@ -8,8 +8,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -71,6 +71,10 @@ def _as_columns(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), -1)
 
 
+def _positive(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: model.predict_proba(x)[:, 1]
+
+
 def train_classic(kind: str, frame: pd.DataFrame) -> ClassicModel:
     """One of KINDS, trained on `frame` with a handful of small trees, and converted without ZipMap."""
     features = feature_matrix(frame)
@@ -106,7 +110,9 @@ def _lightgbm(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
     model = lightgbm.LGBMClassifier(n_estimators=7, num_leaves=6, min_child_samples=5, verbose=-1)
     model.fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict(x, raw_score=True))  # noqa: E731
-    return ClassicModel("lightgbm", "binary", _onnxmltools(model, "convert_lightgbm"), raw, 7, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel(
+        "lightgbm", "binary", _onnxmltools(model, "convert_lightgbm"), raw, 7, lambda x: model.predict_proba(x)[:, 1]
+    )
 
 
 def _lightgbm_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -115,7 +121,9 @@ def _lightgbm_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicMo
     model = lightgbm.LGBMClassifier(n_estimators=4, num_leaves=5, min_child_samples=5, verbose=-1)
     model.fit(features, frame.kind)
     raw = lambda x: _as_columns(model.predict(x, raw_score=True))  # noqa: E731
-    return ClassicModel("lightgbm_multiclass", "multiclass", _onnxmltools(model, "convert_lightgbm"), raw, 12, model.predict_proba)
+    return ClassicModel(
+        "lightgbm_multiclass", "multiclass", _onnxmltools(model, "convert_lightgbm"), raw, 12, model.predict_proba
+    )
 
 
 def _xgboost(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -124,7 +132,9 @@ def _xgboost(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
     model = xgboost.XGBClassifier(n_estimators=6, max_depth=3, n_jobs=1)
     model.fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict(x, output_margin=True))  # noqa: E731
-    return ClassicModel("xgboost", "binary", _onnxmltools(model, "convert_xgboost"), raw, 6, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel(
+        "xgboost", "binary", _onnxmltools(model, "convert_xgboost"), raw, 6, lambda x: model.predict_proba(x)[:, 1]
+    )
 
 
 def _gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -132,7 +142,7 @@ def _gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> ClassicMode
 
     model = GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.decision_function(x))  # noqa: E731
-    return ClassicModel("gradient_boosting", "binary", _skl2onnx(model), raw, 6, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel("gradient_boosting", "binary", _skl2onnx(model), raw, 6, _positive(model))
 
 
 def _gradient_boosting_regressor(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -148,7 +158,7 @@ def _random_forest(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
 
     model = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.predict_proba(x)[:, 1])  # noqa: E731  (skl2onnx keeps class 1 only)
-    return ClassicModel("random_forest", "binary", _skl2onnx(model), raw, 5, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel("random_forest", "binary", _skl2onnx(model), raw, 5, _positive(model))
 
 
 def _random_forest_regressor(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -164,7 +174,9 @@ def _hist_gradient_boosting(features: np.ndarray, frame: pd.DataFrame) -> Classi
 
     model = HistGradientBoostingClassifier(max_iter=6, max_depth=3, random_state=0).fit(features, frame.label)
     raw = lambda x: _as_columns(model.decision_function(x))  # noqa: E731
-    return ClassicModel("hist_gradient_boosting", "binary", _skl2onnx(model), raw, 6, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel(
+        "hist_gradient_boosting", "binary", _skl2onnx(model), raw, 6, lambda x: model.predict_proba(x)[:, 1]
+    )
 
 
 def _gradient_boosting_multiclass(features: np.ndarray, frame: pd.DataFrame) -> ClassicModel:
@@ -182,7 +194,9 @@ def _scaled_logistic_regression(features: np.ndarray, frame: pd.DataFrame) -> Cl
 
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(features, frame.label)
     raw = lambda x: np.stack([-model.decision_function(x), model.decision_function(x)], axis=1)  # noqa: E731
-    return ClassicModel("scaled_logistic_regression", "binary", _skl2onnx(model), raw, 0, lambda x: model.predict_proba(x)[:, 1])
+    return ClassicModel(
+        "scaled_logistic_regression", "binary", _skl2onnx(model), raw, 0, lambda x: model.predict_proba(x)[:, 1]
+    )
 
 
 _TRAINERS: dict[str, Callable[[np.ndarray, pd.DataFrame], ClassicModel]] = {
