@@ -9,9 +9,11 @@ import onnx
 import pandas as pd
 import pytest
 
+from fusion.akf.baselines import baseline_schema
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse
 from fusion.akf.sources import FusionSource
 from fusion.classic import find_estimator
+from fusion.data.tables import as_table
 from fusion.onnx_runtime import create_session, run_session
 from fusion.training import TrainConfig
 from tests.helpers.classic_models import KINDS, TASKS, classic_source, neural_source, tabular_frame, train_classic
@@ -105,3 +107,34 @@ def test_a_classic_source_alone_per_task_fuses() -> None:
     outputs = run_exported(result, sources, TEST)
     assert outputs["kind"].shape == (len(TEST), 3)
     np.testing.assert_allclose(outputs["kind"].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_baselines_read_the_jobs_columns_whatever_the_sources_input_tensors() -> None:
+    """Regression: sources reading [N, k] tensors through input_columns left MMoE/PLE with no feature at all
+    ("the feature schema is empty"), and the crash lost the trained fusion."""
+    sources = [
+        classic_source(train_classic("lightgbm", TRAIN)),
+        classic_source(train_classic("random_forest_regressor", TRAIN)),
+    ]
+    schema = baseline_schema(sources, {"train": as_table(TRAIN)})
+    assert [(f.name, f.cardinality) for f in schema.categorical] == [("cat_a", 6), ("cat_b", 3)]
+    assert schema.dense == ("x1", "x2", "x3")
+    tasks = [TASKS["binary"], TASKS["regression"]]
+    result = fuse(tasks, sources, DATA, FusionSettings(training=QUICK, baselines=("mmoe", "ple")))
+    for task in result.report.tasks:
+        assert set(task.baselines) == {"mmoe", "ple"}
+        assert all(np.isfinite(score.validation) for score in task.baselines.values())
+    assert result.report.baseline_failures == {}
+    assert "baseline ple" in result.report.format_table()
+
+
+def test_a_failing_baseline_leaves_the_fused_model_exported_and_says_why() -> None:
+    sources = [classic_source(train_classic("xgboost", TRAIN))]
+    settings = FusionSettings(training=QUICK, baselines=("mmoe", "not_a_baseline"))  # type: ignore[arg-type]
+    result = fuse([TASKS["binary"]], sources, DATA, settings)
+    assert set(result.report.baseline_failures) == {"not_a_baseline"}
+    assert "not_a_baseline" in result.report.baseline_failures["not_a_baseline"]
+    assert set(result.report.tasks[0].baselines) == {"mmoe"}
+    assert any("baseline not_a_baseline failed" in note for note in result.report.notes)
+    assert result.model.graph.output[0].name == "label"
+    assert "baseline not_a_baseline failed" in result.report.format_table()
