@@ -76,6 +76,17 @@ class Estimator:
     def tree_count(self) -> int:
         return len(_tree_order(self.node)) if self.is_trees else 0
 
+    @property
+    def score_width(self) -> int:
+        """Values per row of a stage group's partial raw score: targets, or class scores."""
+        attrs = {attr.name: attr for attr in self.node.attribute}
+        if self.node.op_type in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+            return _targets(self.node, attrs)
+        if self.node.op_type == "LinearClassifier":
+            return len(attrs["intercepts"].floats) if "intercepts" in attrs else len(attrs["classlabels_ints"].ints)
+        name = "n_targets" if self.node.op_type == "TreeEnsemble" else "targets"
+        return attrs[name].i if name in attrs else 1
+
 
 def find_estimator(model: onnx.ModelProto, output: str | None = None) -> Estimator | None:
     """The last tree ensemble or linear model the output depends on, or None for a neural model."""

@@ -151,7 +151,7 @@ def _decompose_classic(view: GraphView, estimator: Estimator, stage_count: int) 
                 outputs=[group.tensor],
                 parameter_count=round(learned * share),
                 op_types={kind: 1},
-                output_shapes=[view.shape(group.tensor)],
+                output_shapes=[view.shape(group.tensor) or ["N", estimator.score_width]],
                 trees=group.trees if estimator.is_trees else None,
             )
         )

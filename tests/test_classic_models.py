@@ -181,3 +181,54 @@ def test_a_loaded_classic_model_round_trips() -> None:
     loaded = load_model(trained("hist_gradient_boosting").onnx_bytes)
     again = load_model(loaded.to_bytes())
     assert isinstance(again, LoadedModel) and again.signature == loaded.signature
+
+
+def tree_ensemble_v5(aggregate: int) -> onnx.ModelProto:
+    """Four stumps in ai.onnx.ml 5's TreeEnsemble (nodes and leaves in separate arrays), by hand: the
+    converters here still write the older operators. aggregate_function 0 averages, 1 sums."""
+    stumps = 4
+    weights = np.linspace(-1.0, 1.5, 2 * stumps, dtype=np.float32)
+    node = helper.make_node(
+        "TreeEnsemble",
+        [TREE_INPUT],
+        ["value"],
+        domain="ai.onnx.ml",
+        nodes_featureids=[i % 5 for i in range(stumps)],
+        nodes_splits=onnx.numpy_helper.from_array(np.linspace(-0.5, 0.5, stumps).astype(np.float32)),
+        nodes_modes=onnx.numpy_helper.from_array(np.zeros(stumps, dtype=np.uint8)),
+        nodes_truenodeids=[2 * i for i in range(stumps)],
+        nodes_falsenodeids=[2 * i + 1 for i in range(stumps)],
+        nodes_trueleafs=[1] * stumps,
+        nodes_falseleafs=[1] * stumps,
+        leaf_targetids=[0] * (2 * stumps),
+        leaf_weights=onnx.numpy_helper.from_array(weights),
+        tree_roots=list(range(stumps)),
+        n_targets=1,
+        aggregate_function=aggregate,
+        post_transform=0,
+    )
+    graph = helper.make_graph(
+        [node],
+        "v5",
+        [helper.make_tensor_value_info(TREE_INPUT, onnx.TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("value", onnx.TensorProto.FLOAT, ["N", 1])],
+    )
+    imports = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
+    return helper.make_model(graph, opset_imports=imports, ir_version=10)
+
+
+@pytest.mark.parametrize("aggregate", [0, 1])
+def test_tree_ensemble_of_ml_opset_5_splits_into_stage_groups(aggregate: int) -> None:
+    loaded = load_model(tree_ensemble_v5(aggregate).SerializeToString())
+    assert loaded.signature.output_width == 1 and not loaded.signature.output_is_probability
+    whole = run_model(loaded.model, {TREE_INPUT: ROWS})[loaded.signature.output_name]
+    staged, planned = with_stages(loaded.model, 3)
+    assert [group.trees for group in planned] == [1, 2, 1]
+    results = run_model(staged, {TREE_INPUT: ROWS}, extra_outputs=[group.tensor for group in planned])
+    np.testing.assert_allclose(sum(results[group.tensor] for group in planned).ravel(), whole, atol=1e-5)
+
+
+def test_tree_ensemble_of_ml_opset_5_with_a_dangling_leaf_is_refused() -> None:
+    model = tree_ensemble_v5(1)
+    next(attr for attr in model.graph.node[0].attribute if attr.name == "nodes_falsenodeids").ints[0] = 50
+    rejected(model, "TreeEnsemble", "points at leaf 50")
