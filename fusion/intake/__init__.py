@@ -16,7 +16,7 @@ from __future__ import annotations
 from fusion.intake.cardinality import find_cardinalities
 from fusion.intake.graph import check_ops, check_structure, prune_to
 from fusion.intake.ml_attributes import check_ml_attributes
-from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, parse_model
+from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, lift_opset, parse_model
 from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature, WeightsFile
 from fusion.intake.runtime import check_and_infer_shapes, probe
 from fusion.intake.signature import (
@@ -46,7 +46,7 @@ def load_model(
     """
     check_upload_sizes(model_bytes, weights, limits)
     model = parse_model(model_bytes)
-    model, opset = default_opset(model)
+    opset = default_opset(model)
     model = inline_functions(model, limits.max_nodes)
     model.ClearField("training_info")  # on-device training graphs: not part of the model we run
     check_declared_sizes(model.graph, limits)
@@ -58,6 +58,7 @@ def load_model(
     prune_to(model, score)
     check_ops(model.graph, SUPPORTED_OPS if supported_ops is None else supported_ops)
     check_ml_attributes(model.graph)
+    model = lift_opset(model)
     features = {value.name: feature_dims(value) for value in model.graph.input}
     if not features:
         raise ModelRejected("The model's output does not depend on any input. Export the trained model itself.")
