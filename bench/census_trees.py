@@ -34,6 +34,7 @@ from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  
 from fusion.akf.sources import FusionSource  # noqa: E402
 from fusion.classic import find_estimator  # noqa: E402
 from fusion.data.census import CensusData, load_census, subsample  # noqa: E402
+from fusion.data.tables import as_table  # noqa: E402
 from fusion.intake import load_model  # noqa: E402
 from fusion.metrics import task_metric  # noqa: E402
 from fusion.onnx_runtime import run_model  # noqa: E402
@@ -184,7 +185,7 @@ def _source_row(data: CensusData, source: FusionSource, task: Task, seconds: flo
 
 
 def _baseline(data: CensusData, sources: list[FusionSource], kind: str, training: TrainConfig, rows: list[Row]) -> None:
-    splits = {"train": data.train, "validation": data.validation, "test": data.test}
+    splits = {"train": as_table(data.train), "validation": as_table(data.validation), "test": as_table(data.test)}
     started = time.perf_counter()
     baseline = train_baseline(kind, data.tasks, sources, splits, training)
     test = {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
-from fusion.data.tables import Table, read_head
+from fusion.data.tables import Table, as_table, read_head
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
 from fusion.zoo import build_multitask_model, schema_source, train_model
@@ -62,20 +64,21 @@ def train_baseline(
     kind: str,
     tasks: list[Task],
     sources: list[FusionSource],
-    splits: dict[str, Table],
+    splits: Mapping[str, Table | pd.DataFrame],
     config: TrainConfig,
     *,
     should_cancel: CancelCheck | None = None,
 ) -> BaselineResult:
-    schema = baseline_schema(sources, splits)
+    tables = {split: as_table(data) for split, data in splits.items()}  # benches hand in frames
+    schema = baseline_schema(sources, tables)
     model = build_multitask_model(kind, schema, tasks)
     training = train_model(
-        model, tasks, splits["train"], splits["validation"], schema, config, should_cancel=should_cancel
+        model, tasks, tables["train"], tables["validation"], schema, config, should_cancel=should_cancel
     )
     model.cpu()
     predictions = {
         split: predict(model, schema_source(table, schema, tasks), tasks)
-        for split, table in splits.items()
+        for split, table in tables.items()
         if split != "train"
     }
     return BaselineResult(
