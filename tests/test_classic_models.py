@@ -5,6 +5,10 @@ library answers, and split into stage groups whose partial raw scores add up to 
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -232,3 +236,17 @@ def test_tree_ensemble_of_ml_opset_5_with_a_dangling_leaf_is_refused() -> None:
     model = tree_ensemble_v5(1)
     next(attr for attr in model.graph.node[0].attribute if attr.name == "nodes_falsenodeids").ints[0] = 50
     rejected(model, "TreeEnsemble", "points at leaf 50")
+
+
+def test_fusebox_inspect_shows_the_stage_groups_with_their_trees(tmp_path: Path) -> None:
+    path = tmp_path / "income_lightgbm.onnx"
+    path.write_bytes(trained("lightgbm").onnx_bytes)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "inspect", str(path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "features: dense float32 width 5" in done.stdout
+    assert "stage1 [features -> fusebox_stage1_trees0to1 [N,1]] 2 trees" in done.stdout
+    assert "3 trees" in done.stdout and "head [" in done.stdout and "TreeEnsembleClassifier" in done.stdout
