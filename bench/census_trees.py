@@ -88,9 +88,12 @@ def main() -> None:
         results[strategy] = result
         test = {task.task: task.exported.test for task in result.report.tasks}
         answered = ", ".join(f"{t.task}: {t.answered_by}" for t in result.report.tasks)
+        # The fused head's own scores, also where a task fell back: how far it is from its best source.
+        head = ", ".join(f"{t.task} {t.fused.validation:.4f}/{t.fused.test or 0:.4f}" for t in result.report.tasks)
         rows.append(
             Row(f"fused ({strategy})", test["income"], test["never_married"], time.perf_counter() - started,
-                f"answered by {answered}; best epoch {result.report.best_epoch}/{result.report.epochs_run}; "
+                f"answered by {answered}; fused head validation/test AUC {head}; "
+                f"best epoch {result.report.best_epoch}/{result.report.epochs_run}; "
                 f"export max abs diff {result.report.export_max_abs_diff:.1e}")
         )  # fmt: skip
     for kind in ("mmoe", "ple"):
