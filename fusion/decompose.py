@@ -15,6 +15,11 @@ The rule works on any ONNX graph, not on layer names:
    with the same rule, so components nest.
 
 Nodes that only compute shapes or constants are attached to the component of their first consumer.
+
+Classic models (a tree ensemble or linear model of the ai.onnx.ml domain) have no dense layers; their
+rule is fusion/classic.py's: the preprocessing before the estimator is the stem, the estimator's stage
+groups (partial sums over tree index ranges; one linear score for a linear model) are the body, and the
+estimator with what follows it is the head.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from enum import StrEnum
 
 import onnx
 
+from fusion.classic import STAGE_PREFIX, Estimator, existing_stage_groups, find_estimator, stage_groups
+from fusion.classic import parameter_count as classic_parameter_count
 from fusion.graph import GraphView
 
 _SOURCE = "\x00source"
+DEFAULT_STAGE_GROUPS = 3
+"""Stage groups a tree ensemble is shown with before a fusion picks its number of levels."""
 
 
 class Role(StrEnum):
@@ -51,6 +60,8 @@ class Component:
     parameter_count: int = 0
     op_types: dict[str, int] = field(default_factory=dict)
     output_shapes: list[list[int | str] | None] = field(default_factory=list)
+    trees: int | None = None
+    """Trees in a classic model's stage group; None elsewhere."""
 
     def walk(self) -> Iterable[Component]:
         yield self
@@ -94,8 +105,14 @@ class Decomposition:
         return [c for top in self.components for c in top.walk()]
 
 
-def decompose(model: onnx.ModelProto, output: str | None = None) -> Decomposition:
+def decompose(
+    model: onnx.ModelProto, output: str | None = None, stage_count: int = DEFAULT_STAGE_GROUPS
+) -> Decomposition:
+    """`stage_count`: the stage groups of a tree ensemble, unless its graph already computes them."""
     view = GraphView.of(model, output)
+    estimator = find_estimator(model, view.output)
+    if estimator is not None:
+        return _decompose_classic(view, estimator, stage_count)
     feature_nodes = {i for i in view.relevant_nodes if view.is_feature_node(i)}
     entry = {name for name in view.inputs if any(c in feature_nodes for c in view.consumers.get(name, []))}
     if not feature_nodes:
@@ -110,6 +127,44 @@ def decompose(model: onnx.ModelProto, output: str | None = None) -> Decompositio
         output=view.output,
         spine=_spine(components),
         parameter_count=view.parameter_count(view.relevant_nodes),
+    )
+
+
+def _decompose_classic(view: GraphView, estimator: Estimator, stage_count: int) -> Decomposition:
+    planned = existing_stage_groups(view.model, estimator) or stage_groups(estimator, stage_count)
+    stage_nodes = {node.name: i for i, node in enumerate(view.nodes) if node.name.startswith(STAGE_PREFIX)}
+    stem = view.all_ancestors(name for name in estimator.node.input if name)
+    learned = classic_parameter_count(estimator.node)
+    components = []
+    if stem:
+        components.append(Component("stem", Role.STEM, sorted(stem), [], [estimator.node.input[0]]))
+    kind = "TreeEnsembleRegressor" if estimator.is_trees else estimator.node.op_type
+    for number, group in enumerate(planned, start=1):
+        nodes = [stage_nodes[group.tensor]] if group.tensor in stage_nodes else []
+        share = group.trees / estimator.tree_count if estimator.tree_count else 1.0
+        components.append(
+            Component(
+                f"stage{number}" if estimator.is_trees else "linear_score",
+                Role.BODY,
+                nodes,
+                inputs=[estimator.node.input[0]],
+                outputs=[group.tensor],
+                parameter_count=round(learned * share),
+                op_types={kind: 1},
+                output_shapes=[view.shape(group.tensor) or ["N", estimator.score_width]],
+                trees=group.trees if estimator.is_trees else None,
+            )
+        )
+    head = Component("head", Role.HEAD, sorted(view.relevant_nodes - stem), [], [view.output])
+    for component in (components[0], head) if stem else (head,):
+        _finish(view, component)
+        component.parameter_count += sum(classic_parameter_count(view.nodes[i]) for i in component.node_indices)
+    return Decomposition(
+        components=[*components, head],
+        output=view.output,
+        spine=[group.tensor for group in planned],
+        parameter_count=view.parameter_count(view.relevant_nodes)
+        + sum(classic_parameter_count(view.nodes[i]) for i in view.relevant_nodes),
     )
 
 
@@ -355,7 +410,8 @@ def _describe(component: Component) -> str:
     )
     ops = " ".join(f"{op}×{count}" if count > 1 else op for op, count in sorted(component.op_types.items()))
     kind = " parallel" if component.parallel else ""
-    return f"{component.name}{kind} [{inputs} -> {outputs}] {component.parameter_count:,} params: {ops}"
+    trees = "" if component.trees is None else f" {component.trees} tree{'s' if component.trees != 1 else ''},"
+    return f"{component.name}{kind} [{inputs} -> {outputs}]{trees} {component.parameter_count:,} params: {ops}"
 
 
 def _shape_text(shape: list[int | str] | None) -> str:

@@ -1,5 +1,10 @@
 """Names of the ONNX operators the engine can run, importable without torch (the API process checks
-uploads against it). `fusion.onnx_torch.ops` implements exactly these; a test keeps the two equal."""
+uploads against it). `fusion.onnx_torch.ops` implements exactly SUPPORTED_OPS; a test keeps the two equal.
+SUPPORTED_ML_OPS, the classic-model operators of the ai.onnx.ml domain, are never turned into PyTorch:
+ONNX Runtime computes them in every strategy (fusion/classic.py)."""
+
+ML_DOMAIN = "ai.onnx.ml"
+
 
 SUPPORTED_OPS: frozenset[str] = frozenset(
     {
@@ -111,5 +116,22 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "Unsqueeze",
         "Where",
         "Xor",
+    }
+)
+
+SUPPORTED_ML_OPS: frozenset[str] = frozenset(
+    {
+        "ArrayFeatureExtractor",
+        "Binarizer",
+        "FeatureVectorizer",
+        "Imputer",
+        "LinearClassifier",
+        "LinearRegressor",
+        "Normalizer",
+        "OneHotEncoder",
+        "Scaler",
+        "TreeEnsemble",
+        "TreeEnsembleClassifier",
+        "TreeEnsembleRegressor",
     }
 )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
-from fusion.data.tables import Table
+from fusion.data.tables import Table, as_table, read_head
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
 from fusion.zoo import build_multitask_model, schema_source, train_model
@@ -24,23 +26,26 @@ class BaselineResult:
 
 
 def baseline_schema(sources: list[FusionSource], tables: dict[str, Table]) -> FeatureSchema:
-    """The union of the source models' one-column inputs; id ranges from the models or the data."""
+    """Every column the job's sources read, one feature each, whatever input tensors the sources read them
+    through (one column per input, or several in one [N, k] tensor via input_columns): a column is a
+    categorical id when a source embeds it or the data holds integers there, a dense value otherwise.
+    Id ranges come from the models where their graphs show them, and from the data."""
+    columns = list(dict.fromkeys(column for source in sources for column in source.columns))
     categorical: dict[str, int] = {}
-    dense: list[str] = []
     for source in sources:
         for spec in source.signature.inputs:
-            if spec.width != 1:
-                continue
-            (column,) = source.columns_of(spec.name)
             if spec.kind == "categorical":
-                categorical[column] = max(categorical.get(column, 0), spec.cardinality or 0)
-            elif column not in dense:
-                dense.append(column)
+                for column in source.columns_of(spec.name):
+                    categorical[column] = max(categorical.get(column, 0), spec.cardinality or 0)
+    sample = read_head(tables["train"], columns, 1)
+    for column in columns:
+        if column not in categorical and np.issubdtype(sample[column].dtype, np.integer):
+            categorical[column] = 0
     for column, seen in _largest_ids(tables, list(categorical)).items():
         categorical[column] = max(categorical[column], seen + 1)
     return FeatureSchema(
-        categorical=tuple(CategoricalFeature(name, size) for name, size in categorical.items()),
-        dense=tuple(dense),
+        categorical=tuple(CategoricalFeature(name, categorical[name]) for name in columns if name in categorical),
+        dense=tuple(name for name in columns if name not in categorical),
     )
 
 
@@ -59,20 +64,21 @@ def train_baseline(
     kind: str,
     tasks: list[Task],
     sources: list[FusionSource],
-    splits: dict[str, Table],
+    splits: Mapping[str, Table | pd.DataFrame],
     config: TrainConfig,
     *,
     should_cancel: CancelCheck | None = None,
 ) -> BaselineResult:
-    schema = baseline_schema(sources, splits)
+    tables = {split: as_table(data) for split, data in splits.items()}  # benches hand in frames
+    schema = baseline_schema(sources, tables)
     model = build_multitask_model(kind, schema, tasks)
     training = train_model(
-        model, tasks, splits["train"], splits["validation"], schema, config, should_cancel=should_cancel
+        model, tasks, tables["train"], tables["validation"], schema, config, should_cancel=should_cancel
     )
     model.cpu()
     predictions = {
         split: predict(model, schema_source(table, schema, tasks), tasks)
-        for split, table in splits.items()
+        for split, table in tables.items()
         if split != "train"
     }
     return BaselineResult(

@@ -29,6 +29,7 @@ from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.intake import ModelSignature
 from fusion.losses import to_prediction
 from fusion.spec import Strategy
+from fusion.supported_ops import ML_DOMAIN
 from fusion.tasks import Task, TaskType
 
 HEAD_OPSET = 17
@@ -51,7 +52,7 @@ class ExportPlan:
 def export_fused(fusion: AKFusion, plan: ExportPlan) -> onnx.ModelProto:
     opset = max(HEAD_OPSET, *(_default_opset(source.model) for source in plan.sources))
     head = _export_head(fusion, plan, opset)
-    graph = _Assembly(opset)
+    graph = _Assembly(opset, _ml_opset(plan.sources))
     for i, source in enumerate(plan.sources):
         graph.add_source(_at_opset(source.model, opset), f"s{i}/", plan.finetuned_weights.get(i))
     head_inputs = {}
@@ -63,7 +64,7 @@ def export_fused(fusion: AKFusion, plan: ExportPlan) -> onnx.ModelProto:
     if plan.strategy != Strategy.FROZEN:
         for i, level_plan in enumerate(plan.plans):
             for level in range(1, len(level_plan.tensors)):
-                if level_plan.tensors[level] != level_plan.tensors[level - 1]:
+                if level_plan.injects_before(level):
                     graph.inject(f"s{i}/{level_plan.tensors[level - 1]}", f"akf/{_injection_output(i, level)}")
     outputs = []
     for task in plan.tasks:
@@ -146,7 +147,7 @@ def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelPr
 
 
 def _injects(level_plan: LevelPlan, level: int) -> bool:
-    return level_plan.tensors[level] != level_plan.tensors[level - 1]
+    return level_plan.injects_before(level)
 
 
 def _head_level_input(source: int, level: int) -> str:
@@ -169,6 +170,12 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
 
 
+def _ml_opset(sources: list[FusionSource]) -> int | None:
+    """The classic-model (ai.onnx.ml) opset the sources import, kept in the fused model with their graphs."""
+    versions = [entry.version for s in sources for entry in s.model.opset_import if entry.domain == ML_DOMAIN]
+    return max(versions, default=None)
+
+
 def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     if _default_opset(model) == opset:
         return model
@@ -186,8 +193,9 @@ def _union_inputs(sources: list[FusionSource]) -> list[onnx.ValueInfoProto]:
 class _Assembly:
     """Nodes and initializers of the fused graph as it is put together."""
 
-    def __init__(self, opset: int) -> None:
+    def __init__(self, opset: int, ml_opset: int | None = None) -> None:
         self.opset = opset
+        self.ml_opset = ml_opset
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.feature_inputs: set[str] = set()
@@ -276,7 +284,10 @@ class _Assembly:
             outputs,
             [tensor for tensor in self.initializers if tensor.name in read],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], producer_name="fusebox")
+        imports = [helper.make_opsetid("", self.opset)]
+        if self.ml_opset is not None:
+            imports.append(helper.make_opsetid(ML_DOMAIN, self.ml_opset))
+        model = helper.make_model(graph, opset_imports=imports, producer_name="fusebox")
         model.ir_version = ir_version
         metadata = {
             "fusebox.tasks": json.dumps(

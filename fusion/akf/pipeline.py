@@ -21,7 +21,7 @@ from fusion.akf.cache import ComponentCache, SourceOutputs, component_store
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
-from fusion.akf.sources import FusionSource, LevelPlan, plan_levels
+from fusion.akf.sources import FusionSource, LevelPlan, plan_levels, with_stage_groups
 from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_source, raw_source
 from fusion.akf.validation import check_fusion_inputs
 from fusion.data.stream import ChunkSource
@@ -30,7 +30,7 @@ from fusion.metrics import task_metric
 from fusion.onnx_runtime import create_session, run_session
 from fusion.spec import DEFAULT_HYPERPARAMETERS, BaselineKind, FusionPlan, Strategy
 from fusion.tasks import Task, TaskType
-from fusion.training import CancelCheck, ParameterGroup, ProgressCallback, TrainConfig, fit, predict
+from fusion.training import CancelCheck, Cancelled, ParameterGroup, ProgressCallback, TrainConfig, fit, predict
 
 EXPORT_TOLERANCE = {Strategy.FROZEN: 1e-5, Strategy.ADAPTIVE: 1e-4, Strategy.FINETUNE: 1e-4}
 """Largest difference allowed between the exported model (ONNX Runtime) and the trained one (PyTorch).
@@ -108,6 +108,7 @@ def fuse(
     labels = {split: read_all(table, list(dict.fromkeys(t.label for t in tasks))) for split, table in scored.items()}
 
     stage("planning fusion levels")
+    sources = [with_stage_groups(source, settings.akf.levels) for source in sources]
     plans = [plan_levels(source, settings.akf.levels) for source in sources]
     stage("computing source model outputs")
     with component_store(cache) as store:
@@ -143,12 +144,7 @@ def fuse(
         fused_scores = {task.name: _score(task, _of_task(fused_predictions, task), labels) for task in tasks}
         fallbacks = _no_regression(tasks, sources, fused_scores, source_scores)
 
-        baseline_scores: dict[str, dict[str, Score]] = {task.name: {} for task in tasks}
-        for kind in settings.baselines:
-            stage(f"training baseline {kind}")
-            baseline = train_baseline(kind, tasks, sources, splits, settings.training, should_cancel=should_cancel)
-            for task in tasks:
-                baseline_scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), labels)
+        baseline_scores, baseline_failures = _baselines(tasks, sources, splits, labels, settings, stage, should_cancel)
 
         stage("exporting the fused model")
         finetuned = (
@@ -191,8 +187,37 @@ def fuse(
         + sum(source.decomposition.parameter_count for source in sources),
         export_max_abs_diff=export_difference,
         component_outputs=f"memory-mapped on disk, {stored_mb:.1f} MB, in {where}",
+        baseline_failures=baseline_failures,
+        notes=[f"baseline {kind} failed, left out of the report: {why}" for kind, why in baseline_failures.items()],
     )
     return FusionResult(model=exported, report=report)
+
+
+def _baselines(
+    tasks: list[Task],
+    sources: list[FusionSource],
+    splits: dict[str, Table],
+    labels: dict[str, pd.DataFrame],
+    settings: FusionSettings,
+    stage: StageCallback,
+    should_cancel: CancelCheck | None,
+) -> tuple[dict[str, dict[str, Score]], dict[str, str]]:
+    """Each baseline's scores per task, and the baselines that failed with why. A baseline only compares:
+    its failure must never cost the job the fused model it has already trained (cancelling still stops)."""
+    scores: dict[str, dict[str, Score]] = {task.name: {} for task in tasks}
+    failures: dict[str, str] = {}
+    for kind in settings.baselines:
+        stage(f"training baseline {kind}")
+        try:
+            baseline = train_baseline(kind, tasks, sources, splits, settings.training, should_cancel=should_cancel)
+        except Cancelled:
+            raise
+        except Exception as error:  # any failure of the comparison model; the fusion itself succeeded
+            failures[kind] = f"{type(error).__name__}: {error}"
+            continue
+        for task in tasks:
+            scores[task.name][kind] = _score(task, _of_task(baseline.predictions, task), labels)
+    return scores, failures
 
 
 def _of_task(predictions: dict[str, dict[str, np.ndarray]], task: Task) -> dict[str, np.ndarray]:
@@ -280,7 +305,7 @@ def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.
 
 
 def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]]:
-    return {i: stages.graph.initializer_arrays() for i, stages in enumerate(model.source_stages)}
+    return {i: stages.graph.initializer_arrays() for i, stages in model.trainable_sources.items()}
 
 
 def _source_prediction(task: Task, source: FusionSource, output: np.ndarray) -> np.ndarray:

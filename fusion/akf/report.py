@@ -53,6 +53,8 @@ class FusionReport:
     """Largest difference between the exported ONNX model and the trained model on validation rows."""
     component_outputs: str = ""
     """Where the source components' outputs were kept during the job, and their size."""
+    baseline_failures: dict[str, str] = field(default_factory=dict)
+    """Baselines that could not be trained -> why; the fused model is exported all the same."""
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -4,13 +4,14 @@ stand for each fusion level."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import onnx
 import pandas as pd
 
+from fusion.classic import is_classic, with_stages
 from fusion.decompose import Decomposition, decompose
 from fusion.graph import GraphView
 from fusion.intake import LoadedModel, ModelSignature
@@ -48,6 +49,12 @@ class FusionSource:
     def decomposition(self) -> Decomposition:
         return decompose(self.model)
 
+    @property
+    def computed_by_runtime(self) -> bool:
+        """A classic model (ai.onnx.ml): ONNX Runtime computes it in every strategy, and nothing of it is
+        differentiated, trained or injected into."""
+        return is_classic(self.model)
+
     def columns_of(self, input_name: str) -> tuple[str, ...]:
         return self.input_columns.get(input_name, (input_name,))
 
@@ -81,6 +88,21 @@ class LevelPlan:
 
     tensors: tuple[str, ...]
     widths: tuple[int, ...]
+    computed_by_runtime: bool = False
+    """The source is a classic model: its levels come from ONNX Runtime and receive no injections."""
+
+    def injects_before(self, level: int) -> bool:
+        """Level `level` receives an injection when a trainable component lies between it and the one before."""
+        return not self.computed_by_runtime and level > 0 and self.tensors[level] != self.tensors[level - 1]
+
+
+def with_stage_groups(source: FusionSource, levels: int) -> FusionSource:
+    """A classic source whose graph also computes its stage groups (one per level where it has the trees),
+    so that they are component outputs like any other; other sources as they are."""
+    if not source.computed_by_runtime:
+        return source
+    model, _ = with_stages(source.model, levels)
+    return replace(source, loaded=LoadedModel(model=model, signature=source.signature))
 
 
 def plan_levels(source: FusionSource, levels: int) -> LevelPlan:
@@ -94,7 +116,11 @@ def plan_levels(source: FusionSource, levels: int) -> LevelPlan:
         raise ValueError(f"model '{source.name}': no component output with a batch axis was found to fuse")
     names = list(spine)
     picks = [names[math.ceil(level * len(names) / levels) - 1] for level in range(1, levels + 1)]
-    return LevelPlan(tensors=tuple(picks), widths=tuple(spine[name] for name in picks))
+    return LevelPlan(
+        tensors=tuple(picks),
+        widths=tuple(spine[name] for name in picks),
+        computed_by_runtime=source.computed_by_runtime,
+    )
 
 
 def usable_spine(source: FusionSource) -> dict[str, int]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from fusion.akf.cache import SourceOutputs
 from fusion.akf.model import AKFusion
+from fusion.akf.runtime_stages import RuntimeStages
 from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.data.stream import Batch, ChunkSource, table_source
 from fusion.data.tables import Chunk, Table
@@ -85,6 +86,7 @@ class SourceStages(nn.Module):
     def __init__(self, source: FusionSource, plan: LevelPlan) -> None:
         super().__init__()
         self.graph = OnnxGraphModule(source.model)
+        self.plan = plan
         self.input_names = [spec.name for spec in source.signature.inputs]
         self.level_tensors = list(plan.tensors)
         self.output_name = source.signature.output_name
@@ -98,26 +100,43 @@ class SourceStages(nn.Module):
 
     def injects_before(self, level: int) -> bool:
         """Level `level` receives an injection when a component lies between it and the level before."""
-        return level > 0 and self.level_tensors[level] != self.level_tensors[level - 1]
+        return self.plan.injects_before(level)
+
+    def run_level(self, level: int, env: TensorTable) -> TensorTable:
+        return self.graph.run_nodes(self.stages[level], env)
+
+    def run_output(self, env: TensorTable) -> TensorTable:
+        return self.graph.run_nodes(self.stages[-1], env)
+
+
+Stages = SourceStages | RuntimeStages
 
 
 class AdaptiveFusion(nn.Module):
     def __init__(self, fusion: AKFusion, sources: list[FusionSource], plans: list[LevelPlan]) -> None:
         super().__init__()
         self.fusion = fusion
-        self.sources = nn.ModuleList(SourceStages(s, p) for s, p in zip(sources, plans, strict=True))
+        self.sources = nn.ModuleList(
+            RuntimeStages(s, p) if s.computed_by_runtime else SourceStages(s, p)
+            for s, p in zip(sources, plans, strict=True)
+        )
 
     @property
-    def source_stages(self) -> list[SourceStages]:
+    def source_stages(self) -> list[Stages]:
         """Every source's stages, in source order (nn.ModuleList hands out plain Modules)."""
-        stages_of_sources = []
+        stages_of_sources: list[Stages] = []
         for stages in self.sources:
-            assert isinstance(stages, SourceStages)
+            assert isinstance(stages, SourceStages | RuntimeStages)
             stages_of_sources.append(stages)
         return stages_of_sources
 
+    @property
+    def trainable_sources(self) -> dict[int, SourceStages]:
+        """The neural sources by index: classic ones (RuntimeStages) never train."""
+        return {i: stages for i, stages in enumerate(self.source_stages) if isinstance(stages, SourceStages)}
+
     def set_sources_trainable(self, trainable: bool) -> None:
-        for stages in self.source_stages:
+        for stages in self.trainable_sources.values():
             stages.graph.set_trainable(trainable)
 
     def forward(self, table: TensorTable) -> dict[str, torch.Tensor]:
@@ -131,11 +150,11 @@ class AdaptiveFusion(nn.Module):
                     previous = stages.level_tensors[level - 1]
                     value = envs[i][previous]
                     envs[i][previous] = value + self.fusion.injection(level - 1, i, states).reshape(value.shape)
-                envs[i] = stages.graph.run_nodes(stages.stages[level], envs[i])
+                envs[i] = stages.run_level(level, envs[i])
                 component_outputs.append(envs[i][stages.level_tensors[level]].flatten(1))
             states = self.fusion.fuse_level(level, states, component_outputs)
         source_outputs = []
         for i, stages in enumerate(source_stages):
-            envs[i] = stages.graph.run_nodes(stages.stages[-1], envs[i])
+            envs[i] = stages.run_output(envs[i])
             source_outputs.append(envs[i][stages.output_name])
         return self.fusion.task_outputs(states, source_outputs)

@@ -3,9 +3,10 @@
 Runs in the API process, so it imports neither torch nor anything that unpickles. Every problem is a
 ModelRejected whose message tells the user what is wrong and what to change. The steps, in order:
 
-1. bounded sizes, protobuf parsing, opset, local functions inlined (node count checked first);
+1. bounded sizes, protobuf parsing, opset (a classic model's old one lifted), local functions inlined;
 2. declared tensor sizes, external data copied in from the uploaded companion file only, data sizes;
-3. graph structure, the score output chosen, everything it does not need pruned, operators checked;
+3. graph structure, the score output chosen, everything it does not need pruned, operators checked (and
+   the ai.onnx.ml ones' attributes);
 4. the ONNX checker with strict shape inference, feature inputs, the score made canonical;
 5. ONNX Runtime loads and runs the result on a 2-row batch.
 """
@@ -14,10 +15,17 @@ from __future__ import annotations
 
 from fusion.intake.cardinality import find_cardinalities
 from fusion.intake.graph import check_ops, check_structure, prune_to
-from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, parse_model
+from fusion.intake.ml_attributes import check_ml_attributes
+from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, lift_opset, parse_model
 from fusion.intake.records import InputSpec, IntakeLimits, LoadedModel, ModelRejected, ModelSignature, WeightsFile
 from fusion.intake.runtime import check_and_infer_shapes, probe
-from fusion.intake.signature import canonicalize_output, choose_score, feature_dims, is_probability
+from fusion.intake.signature import (
+    canonicalize_output,
+    choose_score,
+    feature_dims,
+    is_probability,
+    two_class_classifier,
+)
 from fusion.intake.tensor_checks import check_declared_sizes, check_tensor_data, embed_external_data
 from fusion.supported_ops import SUPPORTED_OPS
 
@@ -49,13 +57,16 @@ def load_model(
     score = choose_score(model.graph)
     prune_to(model, score)
     check_ops(model.graph, SUPPORTED_OPS if supported_ops is None else supported_ops)
+    check_ml_attributes(model.graph)
+    model = lift_opset(model)
     features = {value.name: feature_dims(value) for value in model.graph.input}
     if not features:
         raise ModelRejected("The model's output does not depend on any input. Export the trained model itself.")
 
     shapes = check_and_infer_shapes(model)
     probability = is_probability(model.graph, score)
-    output_width = canonicalize_output(model.graph, score, shapes.get(score), probability)
+    two_classes = two_class_classifier(model.graph, score)
+    output_width = canonicalize_output(model.graph, score, shapes.get(score), probability, two_classes)
     ids = [name for name, (kind, *_) in features.items() if kind == "categorical"]
     cardinalities = find_cardinalities(model.graph, ids, shapes)
     inputs = tuple(

@@ -17,6 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from fusion.intake.records import ModelRejected
+from fusion.supported_ops import ML_DOMAIN, SUPPORTED_ML_OPS
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 _MAX_CONSTANT_ELEMENTS = 4096
@@ -212,13 +213,15 @@ def prune_to(model: onnx.ModelProto, score: str) -> None:
     _keep_only(model.opset_import, lambda _, o: o.domain in DEFAULT_DOMAINS or o.domain in used_domains)
 
 
-def check_ops(graph: onnx.GraphProto, supported_ops: frozenset[str]) -> None:
-    """Every node must be a standard ONNX operator that the engine can turn into PyTorch."""
+def check_ops(graph: onnx.GraphProto, supported_ops: frozenset[str], ml_ops: frozenset[str] = SUPPORTED_ML_OPS) -> None:
+    """Every node must be a standard ONNX operator that the engine can turn into PyTorch, or one of the
+    classic-model (ai.onnx.ml) operators that ONNX Runtime computes for it."""
     unsupported = sorted(
         {
             (node.op_type, node.domain)
             for node in all_nodes(graph)
-            if node.domain not in DEFAULT_DOMAINS or node.op_type not in supported_ops
+            if not (node.domain in DEFAULT_DOMAINS and node.op_type in supported_ops)
+            and not (node.domain == ML_DOMAIN and node.op_type in ml_ops)
         }
     )
     if not unsupported:
@@ -228,6 +231,6 @@ def check_ops(graph: onnx.GraphProto, supported_ops: frozenset[str]) -> None:
     shown = ", ".join(listed[:40]) + (f", ... ({len(listed)} in all)" if len(listed) > 40 else "")
     raise ModelRejected(
         f"The model uses operators fusebox cannot run: {named}. Supported are standard ONNX (ai.onnx) "
-        f"operators: {shown}. Re-export the model so it uses only these (e.g. another opset, or replace "
-        "the layer that produces them)."
+        f"operators: {shown}; and the classic-model (ai.onnx.ml) operators {', '.join(sorted(ml_ops))}. "
+        "Re-export the model so it uses only these (e.g. another opset, or replace the layer that produces them)."
     )

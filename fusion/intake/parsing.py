@@ -9,10 +9,12 @@ from collections.abc import Iterable
 
 import onnx
 import onnx.inliner
+import onnx.version_converter
 from google.protobuf.message import DecodeError
 
 from fusion.intake.graph import DEFAULT_DOMAINS, subgraphs
 from fusion.intake.records import IntakeLimits, ModelRejected, WeightsFile
+from fusion.supported_ops import ML_DOMAIN
 
 MIN_OPSET = 13
 _FunctionKey = tuple[str, str, str]
@@ -69,18 +71,51 @@ def _not_onnx(data: bytes) -> ModelRejected:
 
 
 def default_opset(model: onnx.ModelProto) -> int:
+    """The standard opset the model will run at: its own, or MIN_OPSET for a classic model lifted to it.
+
+    Classic models (those importing ai.onnx.ml) come from converters that declare old opsets (onnxmltools'
+    LightGBM graph: opset 9) or none at all (its XGBoost graph): `lift_opset` brings those to MIN_OPSET,
+    since their few standard operators (Identity, Cast, Mul, ...) mean the same there. Neural models must be
+    exported at a supported opset, so that what fusebox runs is what the exporter wrote.
+    """
     newest = onnx.defs.onnx_opset_version()
     versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    classic = any(o.domain == ML_DOMAIN for o in model.opset_import)
     how = f"Re-export with an opset between {MIN_OPSET} and {newest}, e.g. torch.onnx.export(..., opset_version=17)"
+    if not versions and classic:
+        return MIN_OPSET
     if not versions:
         raise ModelRejected(f"The model declares no standard ONNX (ai.onnx) opset. {how}.")
     version = versions[0]
+    if classic and 1 <= version < MIN_OPSET:
+        return MIN_OPSET
     if not MIN_OPSET <= version <= newest:
         raise ModelRejected(
             f"The model uses ONNX opset {version}; fusebox accepts opsets {MIN_OPSET} to {newest}. "
             f"{how} (skl2onnx: target_opset=17)."
         )
     return version
+
+
+def lift_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A classic model at MIN_OPSET when it declared an older standard opset or none (see default_opset).
+
+    Runs once the graph is known to be well formed and to use only supported operators: ONNX's version
+    converter is C++ that is not meant for hostile graphs."""
+    versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not versions:
+        model.opset_import.append(onnx.helper.make_opsetid("", MIN_OPSET))
+        return model
+    if versions[0] >= MIN_OPSET:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, MIN_OPSET)
+    except Exception as error:  # the converter raises plain RuntimeErrors and pybind errors alike
+        raise ModelRejected(
+            f"The model uses ONNX opset {versions[0]}, which could not be converted to opset {MIN_OPSET} "
+            f"({' '.join(str(error).split())[:200]}). Re-export it with target_opset={MIN_OPSET} or newer "
+            "(onnxmltools and skl2onnx: target_opset=17)."
+        ) from None
 
 
 def inline_functions(model: onnx.ModelProto, max_nodes: int) -> onnx.ModelProto:

@@ -11,7 +11,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fusion.intake.graph import DEFAULT_DOMAINS, GraphIndex
+from fusion.intake.ml_attributes import attributes, length, text, values
 from fusion.intake.records import FeatureKind, ModelRejected
+from fusion.supported_ops import ML_DOMAIN
 
 Dims = tuple[int | str | None, ...]
 """A tensor shape: a fixed size, a symbolic name, or None where unknown."""
@@ -25,9 +27,11 @@ DENSE_TYPES: dict[int, str] = {
 }
 _SEE_THROUGH = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Gather"}
 """Ops that select or reshape a score without changing whether it is a probability."""
+_CLASSIFIERS = frozenset({"TreeEnsembleClassifier", "LinearClassifier"})
 _ZIPMAP_HINT = (
-    "skl2onnx wraps class probabilities in ZipMap by default; convert the classifier with "
-    "options={'zipmap': False}, e.g. to_onnx(model, X, options={'zipmap': False})."
+    "Converters wrap class probabilities in ZipMap by default: export with zipmap=False, i.e. "
+    "options={'zipmap': False} in skl2onnx (to_onnx(model, X, options={'zipmap': False})) and "
+    "zipmap=False in onnxmltools (convert_lightgbm(model, ..., zipmap=False))."
 )
 
 
@@ -117,24 +121,65 @@ def feature_dims(value: onnx.ValueInfoProto) -> tuple[FeatureKind, str, int, int
 def is_probability(graph: onnx.GraphProto, score: str) -> bool:
     """Whether the score comes out of a Sigmoid or Softmax, seen through selection and reshaping.
 
-    skl2onnx's binary classifiers output Concat(1 - p, p) with p = Sigmoid(...): that counts too.
+    skl2onnx's binary classifiers output Concat(1 - p, p) with p = Sigmoid(...): that counts too, and so do
+    a classic classifier's (ai.onnx.ml) probabilities.
     """
     index = GraphIndex(graph)
     name, seen = score, set()
     while name in index.producers and name not in seen:
         seen.add(name)
         node = index.producers[name]
+        if node.domain == ML_DOMAIN:
+            return name == node.output[-1] and classifier_gives_probabilities(node)
         if node.domain not in DEFAULT_DOMAINS:
             return False
         if node.op_type in ("Sigmoid", "Softmax"):
             return True
-        if node.op_type in _SEE_THROUGH:
+        if node.op_type in _SEE_THROUGH or _times_one(index, node):
             name = node.input[0]
         elif node.op_type == "Concat" and _is_complement_pair(index, node):
             name = node.input[1]
         else:
             return False
     return False
+
+
+def classifier_gives_probabilities(node: onnx.NodeProto) -> bool:
+    """A classic classifier's second output holds probabilities when a post-transform makes them, or when,
+    untransformed, its leaves hold class frequencies (a random forest averages votes: weights in [0, 1])."""
+    if node.op_type not in _CLASSIFIERS:
+        return False
+    attrs = attributes(node)
+    if text(attrs, "post_transform", "NONE") != "NONE":
+        return True
+    weights = values(attrs.get("class_weights") or attrs.get("class_weights_as_tensor"))
+    base = values(attrs.get("base_values") or attrs.get("base_values_as_tensor"))
+    return node.op_type == "TreeEnsembleClassifier" and all(0 <= w <= 1 for w in weights) and not any(base)
+
+
+def two_class_classifier(graph: onnx.GraphProto, score: str) -> bool:
+    """The score is a classic classifier's [N, 2] class-score output, seen through identities."""
+    index = GraphIndex(graph)
+    name = score
+    while name in index.producers:
+        node = index.producers[name]
+        if node.domain == ML_DOMAIN:
+            attrs = attributes(node)
+            labels = length(attrs, "classlabels_int64s") or length(attrs, "classlabels_strings")
+            labels = labels or length(attrs, "classlabels_ints")
+            return node.op_type in _CLASSIFIERS and name == node.output[-1] and labels == 2
+        if not (node.op_type == "Identity" or _times_one(index, node)):
+            return False
+        name = node.input[0]
+    return False
+
+
+def _times_one(index: GraphIndex, node: onnx.NodeProto) -> bool:
+    """Mul by a constant 1 (onnxmltools ends its LightGBM graphs with one)."""
+    if node.op_type != "Mul" or node.domain not in DEFAULT_DOMAINS or len(node.input) != 2:
+        return False
+    one = index.constant(node.input[1])
+    return one is not None and one.size == 1 and bool(np.all(one == 1))
 
 
 def _is_complement_pair(index: GraphIndex, concat: onnx.NodeProto) -> bool:
@@ -148,10 +193,13 @@ def _is_complement_pair(index: GraphIndex, concat: onnx.NodeProto) -> bool:
     return one is not None and one.size > 0 and bool(np.all(one == 1))
 
 
-def canonicalize_output(graph: onnx.GraphProto, score: str, dims: Dims | None, probability: bool) -> int:
+def canonicalize_output(
+    graph: onnx.GraphProto, score: str, dims: Dims | None, probability: bool, two_classes: bool = False
+) -> int:
     """Bring the score to [N] (binary/regression) or [N, C] (multiclass); returns the output width.
 
-    [N, 1] is squeezed; a binary classifier's [N, 2] probabilities become the positive-class column.
+    [N, 1] is squeezed; a binary classifier's [N, 2] probabilities (or a two-class classic classifier's
+    class scores, `two_classes`) become the positive-class column.
     The output keeps its name and declares its canonical shape.
     """
     if dims is not None and len(dims) == 1:
@@ -162,7 +210,7 @@ def canonicalize_output(graph: onnx.GraphProto, score: str, dims: Dims | None, p
     width = dims[1]
     if width == 1:
         _append_output_node(graph, score, "Squeeze", np.array([1], dtype=np.int64))
-    elif width == 2 and probability:
+    elif width == 2 and (probability or two_classes):
         _append_output_node(graph, score, "Gather", np.array(1, dtype=np.int64), axis=1)
     elif isinstance(width, int) and width >= 2:
         _declare_output_shape(graph, score, dims)

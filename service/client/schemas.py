@@ -56,6 +56,7 @@ class Component(_Answer):
     parallel: bool
     ops: dict[str, int]
     children: list[Component] = []
+    trees: int | None = None
 
 
 class Decomposition(_Answer):

@@ -84,4 +84,5 @@ def _component(component: Component) -> dict[str, Any]:
             for name, shape in zip(component.outputs, component.output_shapes, strict=True)
         ],
         "children": [_component(child) for child in component.children],
+        "trees": component.trees,
     }

@@ -75,6 +75,7 @@ class ComponentOut(BaseModel):
     ops: dict[str, int]
     outputs: list[dict[str, Any]]
     children: list[ComponentOut] = []
+    trees: int | None = Field(default=None, description="Trees in a tree ensemble's stage group.")
 
 
 class DecompositionOut(BaseModel):

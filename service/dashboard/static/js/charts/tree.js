@@ -106,7 +106,9 @@ function describe(component) {
   const output = component.outputs.at(-1);
   const shape = output?.shape ? `[${output.shape.join(", ")}]` : "[?]";
   const kind = component.parallel ? `${component.role}, parallel` : component.role;
-  return [`${component.name} (${kind})`, `${count(component.parameters)} params → ${shape}`];
+  // A tree ensemble's stage group: how many of its trees it sums, the boosting analogue of depth.
+  const size = component.trees == null ? "" : `${count(component.trees)} tree${component.trees === 1 ? "" : "s"}, `;
+  return [`${component.name} (${kind})`, `${size}${count(component.parameters)} params → ${shape}`];
 }
 
 function tooltip(component) {
@@ -114,7 +116,8 @@ function tooltip(component) {
     .map(([op, n]) => (n > 1 ? `${op}×${n}` : op))
     .join(" ");
   const outputs = component.outputs.map((output) => output.name).join(", ");
-  return `${component.name}: ${count(component.parameters)} parameters\nops: ${ops}\noutputs: ${outputs}`;
+  const trees = component.trees == null ? "" : `, ${count(component.trees)} trees`;
+  return `${component.name}: ${count(component.parameters)} parameters${trees}\nops: ${ops}\noutputs: ${outputs}`;
 }
 
 function sum(values) {

@@ -46,7 +46,11 @@ export function reportTable(report) {
     dataset: { task: rows[i].task.task, model: rows[i].model, kind: rows[i].kind },
   }));
   element.classList.add("report");
-  return h("div", { class: "table-wrap" }, element, h("p", { class: "muted" }, summary(report)));
+  // A baseline that failed is left out of the table; the fused model was exported all the same.
+  const failed = Object.entries(report.baseline_failures ?? {}).map(([kind, why]) =>
+    h("p", { class: "muted baseline-failure", dataset: { baseline: kind } }, `baseline ${kind} failed: ${why}`),
+  );
+  return h("div", { class: "table-wrap" }, element, h("p", { class: "muted" }, summary(report)), ...failed);
 }
 
 export function reportChart(report) {

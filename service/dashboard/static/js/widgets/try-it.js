@@ -10,7 +10,7 @@ import { h, message, replace, table } from "../dom.js";
 export async function tryIt(deployment, columns, signal) {
   const metadata = await api(`/v2/models/${encodeURIComponent(deployment.name)}`, { signal });
   const stats = new Map(columns.map((column) => [column.name, column]));
-  const fields = recordFields(metadata.inputs, deployment.input_columns);
+  const fields = recordFields(metadata.inputs, deployment.input_columns, stats);
   const result = h("div", { class: "predictions", "aria-live": "polite" });
   const form = h(
     "form",
@@ -52,12 +52,19 @@ export async function tryIt(deployment, columns, signal) {
   return h("div", {}, form, result);
 }
 
-/** The record's columns, each once, in the model's input order; ids (INT*) take whole numbers. */
-function recordFields(inputs, inputColumns) {
+/**
+ * The record's columns, each once, in the model's input order. A column takes whole numbers when any input
+ * reads it as ids (INT*), or when the data holds integers there: a tree model reads category ids as floats
+ * in one FP32 tensor, beside a neural model embedding the same column.
+ */
+function recordFields(inputs, inputColumns, stats) {
   const fields = new Map();
   for (const input of inputs) {
     for (const column of inputColumns[input.name] ?? [input.name]) {
-      if (!fields.has(column)) fields.set(column, { column, integer: /^U?INT/.test(input.datatype) });
+      const integer = /^U?INT/.test(input.datatype) || Boolean(stats.get(column)?.integer_valued);
+      const known = fields.get(column);
+      if (known) known.integer ||= integer;
+      else fields.set(column, { column, integer });
     }
   }
   return [...fields.values()];
