@@ -6,12 +6,14 @@ ModelRejected whose message tells the user what is wrong and what to change. The
 1. bounded sizes, protobuf parsing, opset, local functions inlined (node count checked first);
 2. declared tensor sizes, external data copied in from the uploaded companion file only, data sizes;
 3. graph structure, the score output chosen, everything it does not need pruned, operators checked;
-4. the ONNX checker with strict shape inference, feature inputs, the score made canonical;
-5. ONNX Runtime loads and runs the result on a 2-row batch.
+4. the budget: intermediate tensor sizes and FLOPs per row, inferred from shapes, within the limits;
+5. the ONNX checker with strict shape inference, feature inputs, the score made canonical;
+6. ONNX Runtime loads and runs the result on a 2-row batch.
 """
 
 from __future__ import annotations
 
+from fusion.intake.budget import check_budget
 from fusion.intake.cardinality import find_cardinalities
 from fusion.intake.graph import check_ops, check_structure, prune_to
 from fusion.intake.parsing import check_upload_sizes, default_opset, inline_functions, parse_model
@@ -53,6 +55,7 @@ def load_model(
     if not features:
         raise ModelRejected("The model's output does not depend on any input. Export the trained model itself.")
 
+    check_budget(model, limits)  # before anything allocates or computes what the graph asks for
     shapes = check_and_infer_shapes(model)
     probability = is_probability(model.graph, score)
     output_width = canonicalize_output(model.graph, score, shapes.get(score), probability)

@@ -27,6 +27,12 @@ class IntakeLimits:
     max_nodes: int = 50_000
     max_tensor_elements: int = 2**28
     """Declared elements of any one initializer or constant (a sparse one counts its dense size)."""
+    max_activation_bytes_per_row: int = 64 * 2**20
+    """Bytes one more input row adds to the model's intermediate tensors, all of them together."""
+    max_constant_tensor_bytes: int = 256 * 2**20
+    """Bytes of intermediate tensors that do not depend on the rows, beyond the model's own weights."""
+    max_flops_per_row: int = 10**10
+    """Arithmetic for one row, the work that does not depend on the batch included."""
 
 
 @dataclass(frozen=True)
