@@ -146,8 +146,8 @@ def estimate_cost(model: onnx.ModelProto) -> CostEstimate:
         node_flops.append(NodeCost(label, node.op_type, _flops(node, one)))
         flops_two += _flops(node, two)
         for name in outputs:
-            if name not in one or name not in two:
-                continue
+            if name not in one or name not in two or _is_constant(node):
+                continue  # a Constant's value counts with the weights
             at_one, at_two = _nbytes(*one[name]), _nbytes(*two[name])
             shape = one[name][0]
             if at_two == at_one:
@@ -232,7 +232,7 @@ def _typed_input(graph: onnx.GraphProto, name: str, data_type: int, dims: Iterab
 
 
 def _large_constant(node: onnx.NodeProto) -> TensorProto | None:
-    if node.op_type != "Constant" or node.domain not in DEFAULT_DOMAINS:
+    if not _is_constant(node):
         return None
     for attr in node.attribute:
         if attr.name == "value" and attr.HasField("t") and math.prod(attr.t.dims) > _SHAPE_DATA_ELEMENTS:
@@ -241,8 +241,12 @@ def _large_constant(node: onnx.NodeProto) -> TensorProto | None:
 
 
 def _weight_bytes(graph: onnx.GraphProto) -> int:
-    tensors = [*graph.initializer, *(attr.t for node in graph.node for attr in node.attribute if attr.HasField("t"))]
-    return sum(_nbytes(tuple(t.dims), t.data_type) for t in tensors)
+    values = [attr.t for node in graph.node if _is_constant(node) for attr in node.attribute if attr.HasField("t")]
+    return sum(_nbytes(tuple(t.dims), t.data_type) for t in (*graph.initializer, *values))
+
+
+def _is_constant(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS
 
 
 def _flops(node: onnx.NodeProto, known: _Typed) -> int:
