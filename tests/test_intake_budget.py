@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -194,3 +195,81 @@ def test_a_generator_of_unknown_size_is_refused():
     model.opset_import.append(helper.make_opsetid("example.trees", 1))
     with pytest.raises(ModelRejected, match=r"node 'blind' \(ConstantOfShape\) builds cannot be worked out"):
         check_budget(model, IntakeLimits())
+
+
+# --- weights files ------------------------------------------------------------------------------------------
+
+
+def external_mlp(folder: Path, width: int, name: str = "model.onnx.data") -> tuple[bytes, Path, np.ndarray]:
+    """x [N, width] @ W [width, width], summed to [N, 1]; W kept in `folder/name` as the exporter does."""
+    matrix = np.random.default_rng(0).standard_normal((width, width)).astype(np.float32) / width
+    path = folder / name
+    path.write_bytes(matrix.tobytes())
+    tensor = TensorProto(name="w", data_type=FLOAT, dims=[width, width], data_location=TensorProto.EXTERNAL)
+    for key, text in (("location", name), ("offset", "0"), ("length", str(matrix.nbytes))):
+        tensor.external_data.add(key=key, value=text)
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("ReduceSum", ["h", "axes"], ["y"])]
+    return model_of(nodes, width=width, initializers=[tensor, axes]).SerializeToString(), path, matrix
+
+
+def test_large_weights_stay_in_their_file_and_are_streamed_into_the_stored_model(tmp_path):
+    content, path, matrix = external_mlp(tmp_path, 256)
+    loaded = load_model(content, ("model.onnx.data", path), embed_weights=False)
+    (weight,) = [t for t in loaded.model.graph.initializer if t.name == "w"]
+    assert weight.data_location == TensorProto.EXTERNAL and not weight.raw_data
+    assert loaded.model.ByteSize() < 4096
+    with pytest.raises(ValueError, match="write"):
+        loaded.to_bytes()
+    written = tmp_path / "stored.onnx"
+    with written.open("wb") as handle:
+        loaded.write(handle)
+    stored = onnx.load(str(written), load_external_data=False)
+    onnx.checker.check_model(stored, full_check=True)
+    assert all(t.data_location == TensorProto.DEFAULT for t in stored.graph.initializer)
+    x = np.random.default_rng(1).standard_normal((3, 256)).astype(np.float32)
+    (scores,) = ort.InferenceSession(written.read_bytes(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(scores, (x @ matrix).sum(axis=1), rtol=1e-4, atol=1e-5)
+    in_memory = load_model(content, ("model.onnx.data", path))
+    assert in_memory.weights is None
+    embedded = onnx.load_from_string(in_memory.to_bytes())
+    assert embedded.graph.node == stored.graph.node
+    by_name = {t.name: t for t in stored.graph.initializer}  # the streamed ones come last
+    assert {t.name: t for t in embedded.graph.initializer} == by_name
+
+
+def test_a_large_weights_file_is_never_copied_onto_the_heap(tmp_path):
+    """256 MiB of weights checked, probed and written out while a thread samples the process's anonymous
+    memory (RssAnon: the heap, not the mapped file): it never grows by half the weights, which one copy of
+    them would."""
+    content, _, _ = external_mlp(tmp_path, 8192)
+    (tmp_path / "model.onnx").write_bytes(content)
+    code = (
+        "import pathlib, threading\n"
+        "import onnxruntime\n"
+        "from fusion.intake import load_model\n"
+        "def anon():\n"
+        "    status = open('/proc/self/status').read().splitlines()\n"
+        "    return next(int(line.split()[1]) * 1024 for line in status if line.startswith('RssAnon:'))\n"
+        "start, peak, done = anon(), [0], threading.Event()\n"
+        "def sample():\n"
+        "    while not done.is_set():\n"
+        "        peak[0] = max(peak[0], anon())\n"
+        "        done.wait(0.002)\n"
+        "sampler = threading.Thread(target=sample)\n"
+        "sampler.start()\n"
+        f"folder = pathlib.Path({str(tmp_path)!r})\n"
+        "weights = ('model.onnx.data', folder / 'model.onnx.data')\n"
+        "loaded = load_model((folder / 'model.onnx').read_bytes(), weights, embed_weights=False)\n"
+        "with (folder / 'stored.onnx').open('wb') as handle:\n"
+        "    loaded.write(handle)\n"
+        "done.set()\n"
+        "sampler.join()\n"
+        "print(peak[0] - start)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    growth = int(result.stdout.split()[-1])
+    assert growth < 128 * 2**20, f"anonymous memory grew by {growth / 2**20:.0f} MiB"
+    assert (tmp_path / "stored.onnx").stat().st_size > 256 * 2**20

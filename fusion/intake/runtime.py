@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from fusion.intake.records import InputSpec, ModelRejected
 from fusion.intake.signature import Dims, dims_of
+from fusion.intake.weights import WeightsFile, runtime_model, without_external_data
 
 _PROBE_ROWS = 2
 _ORT_NOISE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : |\S+\.(?:h|cc|cpp):\d+ |[\w:]+::\w+\([^)]*\) ")
@@ -27,9 +28,10 @@ def check_and_infer_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
     Together these are what check_model(full_check=True) does, but the inferred shapes are kept: the
     score's shape and the id inputs' paths need them, and full_check would discard them.
     """
+    checked = without_external_data(model)
     try:
-        onnx.checker.check_model(model)
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        onnx.checker.check_model(checked)
+        inferred = onnx.shape_inference.infer_shapes(checked, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ModelRejected(
             f"The model is not a valid ONNX graph: {_short(str(error))}. Re-export it with a current "
@@ -48,23 +50,32 @@ def known_shapes(graph: onnx.GraphProto) -> dict[str, Dims]:
     return shapes
 
 
-def probe(model: onnx.ModelProto, inputs: tuple[InputSpec, ...], output_width: int) -> None:
+def probe(
+    model: onnx.ModelProto, inputs: tuple[InputSpec, ...], output_width: int, weights: WeightsFile | None = None
+) -> None:
     """Load the model in ONNX Runtime and run a batch of zeros; the output must be one score per row.
 
     `inputs` are the model's checked feature inputs. Zeros are valid for every input, ids included. One
-    thread: this runs inside the API process.
+    thread: this runs inside the API process. Initializers still in the weights file are mapped by ONNX
+    Runtime from there, and not pre-packed (a copy of every weight matrix), so memory stays with the page
+    cache.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # failures are reported in the rejection, not logged
+    options.add_session_config_entry("session.disable_prepacking", "1")
     feeds = {
         spec.name: np.zeros((_PROBE_ROWS, spec.width) if spec.rank == 2 else (_PROBE_ROWS,), dtype=spec.dtype)
         for spec in inputs
     }
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        (result,) = session.run([model.graph.output[0].name], feeds)
+        with runtime_model(model, weights) as (content, folder):
+            if folder is not None:
+                options.add_session_config_entry("session.model_external_initializers_file_folder_path", folder)
+            session = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+            (result,) = session.run([model.graph.output[0].name], feeds)
+            del session  # unmaps the weights file before its folder may go
     except Exception as error:  # onnxruntime raises pybind classes with no common base besides Exception
         raise ModelRejected(
             f"ONNX Runtime could not run the model: {_short(str(error))}. Check that the model runs in "
