@@ -1,5 +1,6 @@
 """Model uploads that ask for far more than they carry, over HTTP on the real stack: refused with 422 from
-the intake budget, the API's peak memory barely moving, nothing stored."""
+the intake budget, the API's peak memory barely moving, nothing stored. A large weights file: accepted
+without the API holding copies of it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import httpx
 import onnx
 import pytest
 
+from tests.helpers.amplifiers import chained_matmuls, constant_of_shape_bomb, external_mlp
 from tests.helpers.refusals import nothing_stored, refused
 from tests.helpers.stacks import Stack
-from tests.test_intake_budget import chained_matmuls, constant_of_shape_bomb
 
 PEAK_GROWTH_LIMIT = 200 * 2**20
 
@@ -58,3 +59,27 @@ def test_an_amplifying_model_is_refused_with_422(
     growth = peak_resident_bytes(pg_stack) - before
     assert growth < PEAK_GROWTH_LIMIT, f"the API's peak memory grew by {growth / 2**20:.0f} MiB"
     assert client.get("/v2/health/live").status_code == 200
+
+
+def test_a_large_weights_file_is_stored_without_being_held_in_memory(
+    pg_stack: Stack, client: httpx.Client, tmp_path: Path
+) -> None:
+    """64 MiB of weights beside a small graph: accepted, stored self-contained, and the API's peak memory
+    grows by less than twice the weights (their mapped pages while the probe reads them, and no copy:
+    before, intake held four to six copies)."""
+    content, weights, _ = external_mlp(tmp_path, 4096)
+    reset_peak(pg_stack)
+    before_files, before = pg_stack.stored_files(), peak_resident_bytes(pg_stack)
+    with weights.open("rb") as handle:
+        response = client.post(
+            "/v1/models",
+            files={"file": ("model.onnx", content), "weights": ("model.onnx.data", handle)},
+            data={"name": "heavy", "task": "income"},
+        )
+    assert response.status_code == 201, response.text
+    growth = peak_resident_bytes(pg_stack) - before
+    assert growth < 2 * weights.stat().st_size, f"the API's peak memory grew by {growth / 2**20:.0f} MiB"
+    (stored,) = {path for path in pg_stack.stored_files() - before_files if "sha256" in path.parts}
+    model = onnx.load(str(stored))
+    assert model.graph.initializer[-1].name == "w" and len(model.graph.initializer[-1].raw_data) == 4096 * 4096 * 4
+    client.delete(f"/v1/models/{response.json()['id']}")
