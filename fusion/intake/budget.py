@@ -8,7 +8,9 @@ its arithmetic exceed the limits.
 
 The skeleton is inferred twice, at 1 and at 2 rows: a tensor whose size changes with the batch costs
 bytes per row, one whose size does not is a constant-shaped tensor (the ConstantOfShape case), and the
-FLOPs of one row include the work that does not depend on the batch at all.
+FLOPs of one row include the work that does not depend on the batch at all. Constant-shaped tensors may
+add up to the model's own weights plus a limit: a transposed or cast weight matrix is as large as the
+weights it comes from, and the upload paid for those.
 
 Only the main graph is costed: the engine runs no control-flow operators, so no subgraph reaches here.
 Operators outside the standard domain (ai.onnx.ml trees, anything the shape inference does not know) are
@@ -210,7 +212,7 @@ def _skeleton(model: onnx.ModelProto, rows: int) -> onnx.ModelProto:
         if batch.type.HasField("tensor_type") and len(dims) > 0 and not dims[0].HasField("dim_value"):
             dims[0].dim_value = rows
     for tensor in source.initializer:
-        if math.prod(tensor.dims) <= _SHAPE_DATA_ELEMENTS:
+        if math.prod(tensor.dims) <= _SHAPE_DATA_ELEMENTS and tensor.data_location != TensorProto.EXTERNAL:
             graph.initializer.add().CopyFrom(tensor)
         else:
             _typed_input(graph, tensor.name, tensor.data_type, tensor.dims)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,16 +150,24 @@ def write_self_contained(model: onnx.ModelProto, weights: WeightsFile | None, ta
     entries = [len(body) + length for body, _, length in headers]
     graph_length = sum(len(_key(_INITIALIZER_FIELD)) + len(_varint(size)) + size for size in entries)
     target.write(_key(_GRAPH_FIELD) + _varint(graph_length))
-    with open_weights(weights) as data:
-        assert data is not None
+    with ExitStack() as opened:
+        source = weights[1]
+        # A file is read, not mapped: the pages a mapping touches would count in the process's memory.
+        reader = opened.enter_context(source.open("rb")) if isinstance(source, Path) else source
         for (body, start, length), size in zip(headers, entries, strict=True):
             target.write(_key(_INITIALIZER_FIELD) + _varint(size) + body)
-            _copy(data[1], start, length, target)
+            _copy(reader, start, length, target)
 
 
-def _copy(source: bytes | mmap.mmap, start: int, length: int, target: BinaryIO) -> None:
+def _copy(source: bytes | mmap.mmap | BinaryIO, start: int, length: int, target: BinaryIO) -> None:
+    """Bytes start to start + length of `source`, a chunk at a time."""
     for offset in range(start, start + length, _CHUNK_BYTES):
-        target.write(source[offset : min(offset + _CHUNK_BYTES, start + length)])
+        size = min(_CHUNK_BYTES, start + length - offset)
+        if isinstance(source, bytes | mmap.mmap):
+            target.write(source[offset : offset + size])
+        else:
+            source.seek(offset)
+            target.write(source.read(size))
 
 
 def _key(field: int) -> bytes:
