@@ -228,3 +228,15 @@ def test_a_large_weights_file_is_never_copied_onto_the_heap(tmp_path):
     growth = int(result.stdout.split()[-1])
     assert growth < 128 * 2**20, f"anonymous memory grew by {growth / 2**20:.0f} MiB"
     assert (tmp_path / "stored.onnx").stat().st_size > 256 * 2**20
+
+
+def test_a_model_with_its_weights_in_a_file_that_fails_in_onnx_runtime_is_rejected(tmp_path):
+    """Such a model is probed in a child process; what ONNX Runtime says there comes back as the rejection."""
+    content, path, _ = external_mlp(tmp_path, 256)
+    model = onnx.load_from_string(content)
+    shape = numpy_helper.from_array(np.array([3], np.int64), "three")
+    model.graph.node[-1].CopyFrom(helper.make_node("Reshape", ["h", "three"], ["y"]))
+    model.graph.initializer.append(shape)
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", FLOAT, ["M"]))
+    with pytest.raises(ModelRejected, match=r"ONNX Runtime could not run the model: .*(?i:reshape)"):
+        load_model(model.SerializeToString(), ("model.onnx.data", path), embed_weights=False)
