@@ -2,10 +2,10 @@
 
 Large initializers of the main graph stay references into the uploaded companion file while the model is
 checked: the checker and shape inference see a twin where they are typed inputs, ONNX Runtime maps the file
-itself (external data read from a folder, not copied), and the self-contained model is written to a file
-one chunk at a time. Only a caller that wants the model in memory (the command line, tests) gets the bytes
-copied in at the end. Small tensors are copied in at once: the analysis reads their values (shapes,
-offsets) and a copy of a few kilobytes costs nothing.
+itself (external data read from a folder, not copied; in a child process: runtime.probe), and the
+self-contained model is written to a file one chunk at a time. Only a caller that wants the model in
+memory (the command line, tests) gets the bytes copied in at the end. Small tensors are copied in at once:
+the analysis reads their values (shapes, offsets) and a copy of a few kilobytes costs nothing.
 """
 
 from __future__ import annotations

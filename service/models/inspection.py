@@ -1,8 +1,8 @@
 """Running an upload through the engine's intake and decomposition (both torch-free).
 
-The weights file is passed by path, never read whole: intake maps it, checks every reference into it, lets
-ONNX Runtime map it for the probe, and leaves the large weights there; the stored model is then written
-with them streamed in (LoadedModel.write). The graph itself (at most max_model_bytes) is read, because
+The weights file is passed by path, never read whole: intake checks every reference into it, probes the
+model in a child process that maps it, and leaves the large weights there; the stored model is then
+written with them streamed in (LoadedModel.write). The graph itself (at most max_model_bytes) is read, because
 protobuf parses bytes only.
 """
 
