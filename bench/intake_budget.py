@@ -75,8 +75,8 @@ class Watch:
     def row(self, name: str, status: int, seconds: float) -> str:
         peak = (status_kib(self.pid, "VmHWM") - self.rss_before) / 1024
         anon = (self.anon_peak - self.anon_before) / 1024
-        health = max(self.health, default=0.0)
-        return f"| {name} | {status} | {seconds:.2f} | {peak:,.0f} | {anon:,.0f} | {health:.3f} |"
+        health = f"{max(self.health):.3f}" if self.health else "- (none sent: too quick)"
+        return f"| {name} | {status} | {seconds:.2f} | {peak:,.0f} | {anon:,.0f} | {health} |"
 
 
 def main() -> None:
