@@ -10,4 +10,4 @@ from fusion.intake import LoadedModel, load_model
 def load_model_file(path: Path, weights: Path | None = None) -> LoadedModel:
     """`path` and its companion weights file: `weights`, or `<path>.data` where the exporter wrote one."""
     companion = weights or (Path(f"{path}.data") if Path(f"{path}.data").exists() else None)
-    return load_model(path.read_bytes(), (companion.name, companion.read_bytes()) if companion else None)
+    return load_model(path.read_bytes(), (companion.name, companion) if companion else None)

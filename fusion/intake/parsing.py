@@ -13,7 +13,8 @@ import onnx.version_converter
 from google.protobuf.message import DecodeError
 
 from fusion.intake.graph import DEFAULT_DOMAINS, subgraphs
-from fusion.intake.records import IntakeLimits, ModelRejected, WeightsFile
+from fusion.intake.records import IntakeLimits, ModelRejected
+from fusion.intake.weights import WeightsFile, weights_size
 from fusion.supported_ops import ML_DOMAIN
 
 MIN_OPSET = 13
@@ -27,9 +28,9 @@ def check_upload_sizes(model_bytes: bytes, weights: WeightsFile | None, limits: 
             "Keep large weights in the external-data file next to the model (PyTorch's exporter writes "
             "model.onnx.data) and upload both, or shrink the model."
         )
-    if weights is not None and len(weights[1]) > limits.max_weights_bytes:
+    if weights is not None and weights_size(weights) > limits.max_weights_bytes:
         raise ModelRejected(
-            f"The weights file '{weights[0]}' is {_size(len(weights[1]))}, above the limit of "
+            f"The weights file '{weights[0]}' is {_size(weights_size(weights))}, above the limit of "
             f"{_size(limits.max_weights_bytes)}. Upload a smaller model."
         )
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import onnx
 
+from fusion.intake.weights import WeightsFile, write_self_contained
+
 FeatureKind = Literal["categorical", "dense"]
-WeightsFile = tuple[str, bytes | mmap.mmap]
-"""An uploaded weights file: its name as uploaded, and its bytes (read whole, or mapped read-only)."""
 """Integer inputs are categorical ids, float inputs dense values."""
 
 
@@ -27,6 +26,12 @@ class IntakeLimits:
     max_nodes: int = 50_000
     max_tensor_elements: int = 2**28
     """Declared elements of any one initializer or constant (a sparse one counts its dense size)."""
+    max_activation_bytes_per_row: int = 64 * 2**20
+    """Bytes one more input row adds to the model's intermediate tensors, all of them together."""
+    max_constant_tensor_bytes: int = 256 * 2**20
+    """Bytes of intermediate tensors that do not depend on the rows, beyond the model's own weights."""
+    max_flops_per_row: int = 10**10
+    """Arithmetic for one row, the work that does not depend on the batch included."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,14 @@ class LoadedModel:
 
     model: onnx.ModelProto
     signature: ModelSignature
+    weights: WeightsFile | None = None
+    """Where the model's large initializers still lie (load_model(..., embed_weights=False)); else None."""
 
     def to_bytes(self) -> bytes:
+        if self.weights is not None:
+            raise ValueError("the model's weights are still in its weights file: write() it instead")
         return self.model.SerializeToString()
+
+    def write(self, target: BinaryIO) -> None:
+        """The self-contained model, written with its weights streamed in from the weights file."""
+        write_self_contained(self.model, self.weights, target)

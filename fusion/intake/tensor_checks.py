@@ -15,7 +15,8 @@ import onnx
 from onnx import TensorProto
 
 from fusion.intake.graph import all_graphs
-from fusion.intake.records import IntakeLimits, ModelRejected, WeightsFile
+from fusion.intake.records import IntakeLimits, ModelRejected
+from fusion.intake.weights import SMALL_TENSOR_BYTES, WeightsData
 
 _PROTOBUF_LIMIT = 2**31 - 1
 _T = TensorProto
@@ -31,6 +32,7 @@ _BITS: dict[int, int] = {  # keyed by the plain int a TensorProto's data_type fi
     _T.COMPLEX128: 128,
 }
 """Bits per element of each fixed-size tensor type (everything but STRING)."""
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 
 
 def iter_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
@@ -91,11 +93,13 @@ def _data_bytes(tensor: TensorProto) -> int:
     return (math.prod(tensor.dims) * _BITS[tensor.data_type] + 7) // 8
 
 
-def embed_external_data(graph: onnx.GraphProto, weights: WeightsFile | None) -> None:
-    """Copy every externally stored tensor's bytes from the uploaded companion into the tensor itself."""
+def embed_external_data(graph: onnx.GraphProto, weights: WeightsData | None) -> None:
+    """Check every externally stored tensor's reference, and copy its bytes from the uploaded companion into
+    the tensor itself; large initializers of the main graph keep their reference (fusion.intake.weights)."""
     companion = PurePosixPath(weights[0].replace("\\", "/")).name if weights else None
     referenced = False
-    for tensor in iter_tensors(graph):
+    main_initializers = len(graph.initializer)  # iter_tensors yields them first
+    for position, tensor in enumerate(iter_tensors(graph)):
         if tensor.data_location != TensorProto.EXTERNAL:
             continue
         info = {entry.key: entry.value for entry in tensor.external_data}
@@ -114,10 +118,18 @@ def embed_external_data(graph: onnx.GraphProto, weights: WeightsFile | None) -> 
                 f"'{companion}'. Upload the file the model names, under its original name."
             )
         start, stop = _byte_range(tensor, info, len(weights[1]))
+        referenced = True
+        if position < main_initializers and stop - start > SMALL_TENSOR_BYTES:
+            for data_field in _DATA_FIELDS:
+                tensor.ClearField(data_field)
+            del tensor.external_data[:]
+            tensor.external_data.add(key="location", value=companion)
+            tensor.external_data.add(key="offset", value=str(start))
+            tensor.external_data.add(key="length", value=str(stop - start))
+            continue
         tensor.raw_data = weights[1][start:stop]
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
-        referenced = True
     if weights is not None and not referenced:
         raise ModelRejected(
             f"A weights file '{weights[0]}' was uploaded, but the model does not reference it (its "
@@ -168,7 +180,11 @@ def check_tensor_data(model: onnx.ModelProto) -> None:
     A shape that promises more than the data holds would make the runtime read past the buffer or
     allocate what the file never paid for. Protobuf cannot serialise more than 2 GiB.
     """
+    external = 0
     for tensor in iter_tensors(model.graph):
+        if tensor.data_location == TensorProto.EXTERNAL:  # its range in the weights file was checked
+            external += _data_bytes(tensor)
+            continue
         held, needed, unit = _held_and_needed(tensor)
         if held != needed:
             raise ModelRejected(
@@ -176,7 +192,7 @@ def check_tensor_data(model: onnx.ModelProto) -> None:
                 f"({_type_name(tensor.data_type)}), which needs {needed} {unit} of data, but holds {held}. "
                 "The file is corrupted or was edited; re-export the model."
             )
-    if model.ByteSize() > _PROTOBUF_LIMIT:
+    if model.ByteSize() + external > _PROTOBUF_LIMIT:
         raise ModelRejected(
             "With its weights inside, the model is larger than 2 GiB, the most one ONNX file can hold. "
             "Upload a smaller model."

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
 
     max_model_bytes: int = _INTAKE.max_model_bytes
     max_weights_bytes: int = _INTAKE.max_weights_bytes
+    max_activation_bytes_per_row: int = Field(
+        default=_INTAKE.max_activation_bytes_per_row,
+        gt=0,
+        description="An uploaded model's intermediate tensors: the most bytes one input row may add, all together.",
+    )
+    max_constant_tensor_bytes: int = Field(
+        default=_INTAKE.max_constant_tensor_bytes,
+        ge=0,
+        description="An uploaded model's tensors that do not depend on the rows: the most bytes beyond its weights.",
+    )
+    max_flops_per_row: int = Field(
+        default=_INTAKE.max_flops_per_row, gt=0, description="An uploaded model's most arithmetic for one input row."
+    )
     max_dataset_bytes: int = 2 * 2**30
     max_dataset_columns: int = 2_000
     max_dataset_rows: int = Field(

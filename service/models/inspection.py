@@ -1,14 +1,13 @@
 """Running an upload through the engine's intake and decomposition (both torch-free).
 
-The weights file is memory-mapped rather than read: the engine slices it like bytes, and a mapping lets
-the kernel page a 2 GiB weights file in and out instead of copying it onto the heap. The graph itself
-(at most max_model_bytes) is read, because protobuf parses bytes only.
+The weights file is passed by path, never read whole: intake checks every reference into it, probes the
+model in a child process that maps it, and leaves the large weights there; the stored model is then
+written with them streamed in (LoadedModel.write). The graph itself (at most max_model_bytes) is read, because
+protobuf parses bytes only.
 """
 
 from __future__ import annotations
 
-import mmap
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,10 @@ class InspectedModel:
 def inspect_upload(
     model_file: Path, weights: tuple[str, Path] | None, metadata: ModelMetadata, limits: IntakeLimits
 ) -> InspectedModel:
-    with ExitStack() as stack:
-        weight_bytes = (weights[0], _map(weights[1], stack)) if weights else None
-        try:
-            loaded = load_model(model_file.read_bytes(), weight_bytes, limits=limits)
-        except ModelRejected as error:
-            raise Unprocessable(str(error)) from None
+    try:
+        loaded = load_model(model_file.read_bytes(), weights, limits=limits, embed_weights=False)
+    except ModelRejected as error:
+        raise Unprocessable(str(error)) from None
     _check_task(loaded, metadata)
     try:
         decomposition = summary(loaded, title=metadata.name)
@@ -52,13 +49,6 @@ def summary(loaded: LoadedModel, title: str = "model") -> dict[str, Any]:
         "components": [_component(c) for c in decomposition.components],
         "tree": format_tree(decomposition, title=title),
     }
-
-
-def _map(path: Path, stack: ExitStack) -> bytes | mmap.mmap:
-    handle = stack.enter_context(path.open("rb"))
-    if path.stat().st_size == 0:
-        return b""  # an empty file cannot be mapped
-    return stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def _check_task(loaded: LoadedModel, metadata: ModelMetadata) -> None:

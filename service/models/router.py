@@ -51,7 +51,13 @@ async def upload_model(
     """
     upload = require_file(form, "file")
     metadata = form_fields(ModelMetadata, form)
-    limits = IntakeLimits(max_model_bytes=settings.max_model_bytes, max_weights_bytes=settings.max_weights_bytes)
+    limits = IntakeLimits(
+        max_model_bytes=settings.max_model_bytes,
+        max_weights_bytes=settings.max_weights_bytes,
+        max_activation_bytes_per_row=settings.max_activation_bytes_per_row,
+        max_constant_tensor_bytes=settings.max_constant_tensor_bytes,
+        max_flops_per_row=settings.max_flops_per_row,
+    )
     model = await run_in_threadpool(
         service.create_model, session, store, tenant_id, metadata, upload, form.files.get("weights"), limits
     )

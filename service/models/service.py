@@ -34,7 +34,10 @@ def create_model(
             staged.finish()
     companion = (weights.filename or "weights", weights.path) if weights is not None else None
     inspected = inspect_upload(upload.path, companion, metadata, limits)
-    stored = store.put_bytes(inspected.loaded.to_bytes())
+    with store.scratch_file(".onnx") as scratch:
+        with scratch.open("wb") as handle:
+            inspected.loaded.write(handle)  # the weights streamed in, never all in memory
+        stored = store.adopt_file(scratch)
     model = UploadedModel(
         tenant_id=tenant_id,
         name=metadata.name,
