@@ -135,8 +135,8 @@ class _HeadWriter:
     def _output_shapes(self) -> list[list[str | int]]:
         shapes = [_answer_shape(task) for task in self.tasks]
         if self.fusion.adapters is not None:
-            shapes += [
-                ["batch", source.level_widths[level]]
+            shapes += [  # an injection adds to the component output of the level before
+                ["batch", source.level_widths[level - 1]]
                 for level in range(1, self.fusion.config.levels)
                 for i, source in enumerate(self.layout.sources)
                 if self.plans[i].tensors[level] != self.plans[i].tensors[level - 1]
