@@ -3,19 +3,19 @@
 Tracing the PyTorch network (model.py) gives one operator per step of training code: a Gemm per source
 and level, an Unsqueeze and a Concat to stack them, masks and scales applied at run time, a gate
 computed from constant task embeddings, and attention over [batch, tokens, channels] tensors whose last
-axes hold a handful of values. At serving batch sizes that costs more than the source models it fuses.
-This builder reads the trained weights and writes the same function, with:
+axes hold a handful of values. At serving batch sizes that cost more than the four Census source models
+it fuses (bench/inference.py). This builder reads the trained weights and writes the same function with:
   - the batch last: task states are [T, d, B] and component tokens [S, d, B], so every elementwise step,
     softmax and per-head sum runs over whole batch vectors instead of 2-to-16-value rows;
-  - the per-level source projections concatenated into one [S*d, B] token tensor, read by the key/value
-    map as one product;
+  - per level, the sources' projections side by side and transposed once into one token tensor, which
+    the key/value map reads as one product;
   - the first level's gate folded: it depends only on the task embeddings, so it is a constant mixing
-    matrix and the first task states come from one Gemm over the packed tokens; later gates carry their
-    mask in their bias;
-  - LayerNorm scales and shifts, and the attention scale, folded into the maps that read them;
+    matrix; later gates carry their mask in their bias;
+  - LayerNorm scales and shifts, the attention scale, and the component key/value biases folded into the
+    maps around them;
   - the towers of every task and the mixture of source outputs as one product.
-Weights are folded in float64 and stored as float32; the export check (pipeline.py) compares the result
-with the PyTorch network.
+Weights are folded in float64 and stored as float32. tests/test_head_graph.py compares the result with
+the PyTorch network, and every export is checked against it again (pipeline.py).
 """
 
 from __future__ import annotations
