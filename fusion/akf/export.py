@@ -1,40 +1,36 @@
 """Export of the fused model to one ONNX file.
 
 The exported graph is assembled rather than traced: each source model's own graph is copied in
-unchanged (so its components compute exactly what they computed alone), the AKF network is exported
-from PyTorch as a separate graph reading those graphs' component outputs, and the pieces are wired
-together. Under the adaptive strategies the AKF graph also emits the injections that are added to
-component outputs before the next component reads them; the fine-tune strategy writes the trained
-source weights in. A task that falls back under the no-regression rule is answered by an untouched
-copy of its best source model. Work that the copied graphs repeat is then merged (simplify.py).
+unchanged (so its components compute exactly what they computed alone), the AKF network is written
+from its trained weights as a separate graph reading those graphs' component outputs (head_graph.py),
+and the pieces are wired together. Under the adaptive strategies the AKF graph also emits the
+injections that are added to component outputs before the next component reads them; the fine-tune
+strategy writes the trained source weights in. A task that falls back under the no-regression rule is
+answered by an untouched copy of its best source model. Work that the copied graphs repeat is then merged (simplify.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import torch
 from onnx import helper, numpy_helper
-from torch import nn
 
+from fusion.akf.head_graph import build_head
 from fusion.akf.model import AKFusion
 from fusion.akf.simplify import share_common_work
 from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.intake import ModelSignature
-from fusion.losses import to_prediction
 from fusion.spec import Strategy
 from fusion.supported_ops import ML_DOMAIN
 from fusion.tasks import Task, TaskType
 
 HEAD_OPSET = 17
-"""Opset of the AKF graph as PyTorch's exporter writes it; the assembled model uses the newest opset
-among it and the sources, converting the others up."""
+"""Least opset of the AKF graph (LayerNormalization); the assembled model uses the newest opset among it
+and the sources, converting the others up."""
 
 
 @dataclass(frozen=True)
@@ -86,39 +82,8 @@ def export_fused(fusion: AKFusion, plan: ExportPlan) -> onnx.ModelProto:
     return model
 
 
-class _HeadGraph(nn.Module):
-    """The AKF network as a function of flattened component outputs and source outputs, for export."""
-
-    def __init__(self, fusion: AKFusion, plan: ExportPlan) -> None:
-        super().__init__()
-        self.fusion = fusion
-        self.plan = plan
-
-    def forward(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        sources = len(self.plan.sources)
-        levels = self.fusion.config.levels
-        components = [list(flat[i * levels : (i + 1) * levels]) for i in range(sources)]
-        source_outputs = list(flat[sources * levels :])
-        # The batch size comes from a first-level input: under the adaptive strategies the source outputs
-        # depend on this graph's injections, and reading their shape here would close a cycle.
-        states = self.fusion.initial_states(components[0][0].shape[0])
-        injections = []
-        for level in range(levels):
-            if level > 0 and self.fusion.adapters is not None:
-                for i in range(sources):
-                    if _injects(self.plan.plans[i], level):
-                        injections.append(self.fusion.injection(level - 1, i, states))
-            states = self.fusion.fuse_level(level, states, [c[level] for c in components])
-        raw = self.fusion.task_outputs(states, source_outputs)
-        return (*(to_prediction(task, raw[task.name]) for task in self.plan.tasks), *injections)
-
-
 def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelProto:
     levels = fusion.config.levels
-    rows = 3
-    source_tasks = [plan.tasks[slot.task_index] for slot in fusion.layout.sources]
-    sample = [torch.zeros(rows, width) for level_plan in plan.plans for width in level_plan.widths]
-    sample += [torch.full((rows,) if t.output_width == 1 else (rows, t.output_width), 0.5) for t in source_tasks]
     input_names = [_head_level_input(i, level) for i in range(len(plan.sources)) for level in range(levels)]
     input_names += [_head_output_input(i) for i in range(len(plan.sources))]
     output_names = [_task_output(task) for task in plan.tasks]
@@ -129,21 +94,7 @@ def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelPr
             for i in range(len(plan.sources))
             if _injects(plan.plans[i], level)
         ]
-    wrapper = _HeadGraph(fusion, plan).eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            tuple(sample),
-            buffer,  # type: ignore[arg-type]  # the legacy exporter (dynamo=False) writes file objects; torch types paths
-            dynamo=False,
-            opset_version=min(opset, 20),
-            input_names=input_names,
-            output_names=output_names,
-            dynamic_axes={name: {0: "batch"} for name in input_names + output_names},
-        )
-    return _at_opset(onnx.load_from_string(buffer.getvalue()), opset)
+    return build_head(fusion, plan.tasks, plan.plans, input_names, output_names, opset)
 
 
 def _injects(level_plan: LevelPlan, level: int) -> bool:

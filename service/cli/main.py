@@ -7,6 +7,7 @@ import sys
 
 from service.cli.admin import register_admin_commands
 from service.cli.catalog import register_catalog_commands
+from service.cli.deployments import register_deployment_commands
 from service.cli.engine import register_engine_commands
 from service.cli.errors import REPORTED_ERRORS, one_line
 from service.cli.jobs import register_job_commands
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     register_catalog_commands(commands)
     register_job_commands(commands, fuse)
     register_predict_command(commands)
+    register_deployment_commands(commands)
     register_admin_commands(commands)
 
     args = parser.parse_args(argv)

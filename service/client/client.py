@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -135,12 +135,7 @@ class FuseboxClient:
 
     def download_model(self, job_id: Id, destination: str | Path) -> Path:
         """Streams the fused ONNX file to `destination`, which is written only once the download is whole."""
-        destination = Path(destination)
-        partial = destination.with_name(destination.name + ".part")
-        with self._stream("GET", f"/v1/fusion-jobs/{job_id}/model") as response, partial.open("wb") as out:
-            for chunk in response.iter_bytes():
-                out.write(chunk)
-        return partial.replace(destination)
+        return self._download(f"/v1/fusion-jobs/{job_id}/model", Path(destination))
 
     def job_events(self, job_id: Id) -> Iterator[ServerEvent]:
         """The job's server-sent events, as they come, until the server ends the stream."""
@@ -205,6 +200,21 @@ class FuseboxClient:
         path = f"/v1/deployments/{name}/versions/{version}"
         return DeploymentBatching.model_validate(self._json("PATCH", path, json=changes))
 
+    def export_deployment(
+        self,
+        name: str,
+        version: int,
+        destination: str | Path,
+        format: Literal["triton", "kserve"] = "triton",
+        storage_uri: str | None = None,
+    ) -> Path:
+        """Saves the deployment for another serving engine: `triton`, a tar.gz model repository
+        (`<name>/config.pbtxt`, `<name>/<version>/model.onnx`); `kserve`, an InferenceService manifest (YAML)
+        whose storageUri is `storage_uri` (default: a placeholder), for that repository unpacked."""
+        path = f"/v1/deployments/{name}/versions/{version}/{format}"
+        params = {"storage_uri": storage_uri} if storage_uri is not None and format == "kserve" else None
+        return self._download(path, Path(destination), params=params)
+
     # Inference: Open Inference Protocol v2, and records in, predictions out
 
     def server_metadata(self) -> ServerMetadata:
@@ -265,6 +275,14 @@ class FuseboxClient:
                 yield response
         except httpx.TransportError as error:
             raise ServiceUnreachable(f"{method} {self.url}{path}: {type(error).__name__}: {error}") from error
+
+    def _download(self, path: str, destination: Path, **options: Any) -> Path:
+        """Streams an answer to `destination`, which is written only once the download is whole."""
+        partial = destination.with_name(destination.name + ".part")
+        with self._stream("GET", path, **options) as response, partial.open("wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+        return partial.replace(destination)
 
     def _upload(self, path: str, files: Mapping[str, Path], fields: Mapping[str, str], answer: type[Answer]) -> Answer:
         """Multipart with the files streamed from disk, not read into memory."""
