@@ -92,13 +92,9 @@ def _export_head(fusion: AKFusion, plan: ExportPlan, opset: int) -> onnx.ModelPr
             _injection_output(i, level)
             for level in range(1, levels)
             for i in range(len(plan.sources))
-            if _injects(plan.plans[i], level)
+            if plan.plans[i].injects_before(level)
         ]
     return build_head(fusion, plan.tasks, plan.plans, input_names, output_names, opset)
-
-
-def _injects(level_plan: LevelPlan, level: int) -> bool:
-    return level_plan.injects_before(level)
 
 
 def _head_level_input(source: int, level: int) -> str:

@@ -139,7 +139,7 @@ class _HeadWriter:
                 ["batch", source.level_widths[level - 1]]
                 for level in range(1, self.fusion.config.levels)
                 for i, source in enumerate(self.layout.sources)
-                if self.plans[i].tensors[level] != self.plans[i].tensors[level - 1]
+                if self.plans[i].injects_before(level)
             ]
         return shapes
 
@@ -260,8 +260,7 @@ class _HeadWriter:
     def _injections(self, level: int, states: str) -> list[str]:
         names = []
         for i, source in enumerate(self.layout.sources):
-            plan = self.plans[i]
-            if plan.tensors[level] == plan.tensors[level - 1]:
+            if not self.plans[i].injects_before(level):
                 continue
             adapter = self.fusion.adapter(level - 1, i)
             weight, bias = _weight(adapter.linear)
