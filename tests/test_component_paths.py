@@ -54,7 +54,8 @@ def test_both_paths_fuse_to_the_same_validation_auc(
         for path in (ComponentPath.STORED, ComponentPath.PER_BATCH)
     }
     stored, per_batch = results[ComponentPath.STORED].report, results[ComponentPath.PER_BATCH].report
-    assert stored.component_outputs.startswith("memory-mapped shards on disk, float32")
+    assert stored.component_outputs.startswith("stored shards on disk, read per chunk, float32")
+    assert stored.component_outputs.endswith("17.9 MB stored in a temporary folder, removed after the job")
     assert per_batch.component_outputs.startswith("computed per batch with ONNX Runtime")
     for a, b in zip(stored.tasks, per_batch.tasks, strict=True):
         assert b.fused.validation == pytest.approx(a.fused.validation, abs=0.002)

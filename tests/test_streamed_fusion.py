@@ -42,7 +42,7 @@ def test_streamed_frozen_fusion_matches_the_in_memory_path(
     for memory_task, streamed_task in zip(in_memory.report.tasks, streamed.report.tasks, strict=True):
         assert streamed_task.fused.validation == pytest.approx(memory_task.fused.validation, abs=0.002)
         assert streamed_task.sources == memory_task.sources, "source scores come from the same component outputs"
-    assert streamed.report.component_outputs.startswith("memory-mapped shards on disk")
+    assert streamed.report.component_outputs.startswith("stored shards on disk")
 
 
 def test_component_output_shards_follow_the_table_order(

@@ -5,9 +5,10 @@ When they fit their byte budget (component_path.py decides), they are computed i
 shards: for each chunk of the table (a Parquet row group), `compute_shard` runs the source once with
 ONNX Runtime and writes the chunk's level outputs and the source's output into two .npy files. A shard
 depends only on (chunk, model), so shards can be computed in any order, by any process, and a missing
-one is recomputed alone. Reading a chunk maps its shard files only while copying the rows out: a
-mapping's pages count in the reading process's resident memory while it lives, so the worker's memory
-stays one chunk whatever the table's size; the file pages stay in the kernel's page cache.
+one is recomputed alone. A chunk is read with plain file reads into arrays of its own, not memory-mapped:
+mapped file pages count in the reading process's resident memory for as long as the mapping lives (a
+whole-table mapping read through once made the worker's RSS grow with the rows). The file pages stay in
+the kernel's page cache, which gives them back under pressure, so repeated epochs still read from memory.
 
 With a cache directory, a stored entry is kept for later jobs on the same data and model, and the
 directory holds at most `max_bytes`: storing an entry evicts the least recently used others. Without
@@ -54,8 +55,8 @@ class StoredOutputs:
         """The chunk's rows as float32 arrays of their own, whatever the stored precision. A shard that
         another job's cache eviction removed meanwhile is computed again, in memory only."""
         try:
-            levels = _read_copy(shard_path(self.folder, chunk, "levels"))
-            output = _read_copy(shard_path(self.folder, chunk, "output"))
+            levels = _read(shard_path(self.folder, chunk, "levels"))
+            output = _read(shard_path(self.folder, chunk, "output"))
         except FileNotFoundError:
             return self.runner(self.table.read(chunk, self.runner.source.columns))
         return self.split(levels, output)
@@ -74,12 +75,10 @@ class StoredOutputs:
         return sum(path.stat().st_size for path in self.folder.glob("*.npy"))
 
 
-def _read_copy(path: Path) -> np.ndarray:
-    """The file's array in memory of its own, as float32; the mapping is gone when this returns."""
-    mapped = np.load(path, mmap_mode="r")
-    values = np.array(mapped, dtype=np.float32)
-    del mapped  # unmaps: its pages leave this process's resident set
-    return values
+def _read(path: Path) -> np.ndarray:
+    """The file's array, read (not mapped) into memory of its own, as float32."""
+    values = np.load(path)
+    return values if values.dtype == np.float32 else values.astype(np.float32)
 
 
 def shard_path(folder: Path, chunk: Chunk, part: str) -> Path:

@@ -80,15 +80,16 @@ def choose_path(
         )
     why = "as asked" if requested == ComponentPath.STORED else f"within the budget of {budget_bytes / 1e6:,.1f} MB"
     return ComponentChoice(
-        ComponentPath.STORED, dtype, needed, f"memory-mapped shards on disk, {precision}, {size} {why}"
+        ComponentPath.STORED, dtype, needed, f"stored shards on disk, read per chunk, {precision}, {size} {why}"
     )
 
 
 def budget_of(cache: ComponentCache) -> int:
-    """The cache's size, or the default, and never more than its disk has free."""
+    """The cache's size (0: store nothing), or the default, and never more than its disk has free."""
     assert cache.root is not None
     cache.root.mkdir(parents=True, exist_ok=True)
-    return min(cache.max_bytes or DEFAULT_BUDGET_BYTES, shutil.disk_usage(Path(cache.root)).free)
+    size = DEFAULT_BUDGET_BYTES if cache.max_bytes is None else cache.max_bytes
+    return min(size, shutil.disk_usage(Path(cache.root)).free)
 
 
 def float16_error(runners: list[ComponentRunner], frame: pd.DataFrame) -> float:

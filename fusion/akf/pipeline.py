@@ -1,7 +1,8 @@
 """One fusion job from start to end: plan, precompute, train, apply the no-regression rule, compare
 with baselines, export, verify the export, report.
 
-Splits are chunked tables (fusion/data/tables.py): component outputs go to memory-mapped files, training
+Splits are chunked tables (fusion/data/tables.py): component outputs are stored as shards or computed per
+batch (component_path.py), training
 streams batches, and scoring keeps predictions and labels only, so memory does not grow with rows."""
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def fuse(
         )
         stage("computing source model outputs")
         components = {split: _split_components(choice, store, runners, table) for split, table in splits.items()}
+        components_line = _components_line(choice, components, store is cache)
         outputs = {split: components[split].source_outputs() for split in scored}
         source_scores = _source_scores(tasks, sources, outputs, labels)
 
@@ -202,7 +204,7 @@ def fuse(
         total_parameters=sum(p.numel() for p in fusion.parameters())
         + sum(source.decomposition.parameter_count for source in sources),
         export_max_abs_diff=export_difference,
-        component_outputs=_components_line(choice, components, store is cache),
+        component_outputs=components_line,
     )
     return FusionResult(model=exported, report=report)
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -45,7 +44,7 @@ def frozen_source(components: SplitComponents, tasks: list[Task]) -> ChunkSource
         features: TensorTable = {}
         for i, outputs in enumerate(components.read(chunk, frame)):
             for level, values in enumerate(outputs.levels):
-                features[level_key(i, level)] = torch.from_numpy(np.ascontiguousarray(values))
+                features[level_key(i, level)] = torch.from_numpy(values)  # a view: the shuffle copies it once
             features[output_key(i)] = torch.from_numpy(outputs.output)
         return features, label_tensors(frame, tasks)
 
