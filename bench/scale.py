@@ -304,6 +304,7 @@ def _run_size(census: CensusData, rows: int, folder: Path, training: TrainConfig
         for leftover in ("var", "artifacts"):
             shutil.rmtree(service / leftover, ignore_errors=True)
         results.append(_run_path(rows, path, service, training, written))
+        print(json.dumps(asdict(results[-1])), file=sys.stderr, flush=True)  # kept should a later run not end
     return results
 
 
