@@ -52,7 +52,8 @@ def test_component_output_shards_follow_the_table_order(
     plan = plan_levels(source, 3)
     frame = census_small.validation.head(1500)
     whole = ComponentCache(tmp_path / "whole").outputs(source, plan, FrameTable(frame, chunk_rows=5000))
-    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, write_parquet(frame, tmp_path / "pq"))
+    table = write_parquet(frame, tmp_path / "pq", row_group_size=250)
+    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, table)
     assert len(list(chunked.folder.glob("shard-*.levels.npy"))) == len(chunked.table.chunks) == 6
     (only,) = whole.table.chunks
     expected = whole.read(only)
