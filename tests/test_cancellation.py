@@ -30,9 +30,14 @@ def test_computing_component_outputs_stops_between_chunks(
     with pytest.raises(Cancelled, match=source.name):
         cache.outputs(source, plan_levels(source, 3), table)
     assert len(asked) == 3, "asked before each chunk, and stopped at once"
-    assert list((tmp_path / "cache").iterdir()) == [], "no entry, and no scratch folder"
+    (entry,) = (tmp_path / "cache").iterdir()
+    stored = sorted(path.name for path in entry.iterdir())
+    assert stored == [f"shard-{i:06d}.{part}.npy" for i in range(2) for part in ("levels", "output")], (
+        "the two chunks before the stop, no scratch file, and no mark of a complete entry"
+    )
 
     finished = ComponentCache(tmp_path / "cache", should_stop=lambda: False).outputs(
         source, plan_levels(source, 3), table
     )
-    assert len(finished.output) == table.num_rows
+    assert sum(len(finished.read(chunk).output) for chunk in table.chunks) == table.num_rows
+    assert (entry / "complete").exists(), "the next pass finished what the stopped one began"

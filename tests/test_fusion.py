@@ -176,8 +176,11 @@ def test_component_outputs_are_cached_across_runs(
     first = cache.outputs(source, plan, census_small.validation)
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1
+    shards = {path: path.stat().st_mtime_ns for path in entries[0].glob("*.npy")}
     second = cache.outputs(source, plan, census_small.validation)
-    assert all(np.array_equal(a, b) for a, b in zip(first.levels, second.levels, strict=True))
+    assert {path: path.stat().st_mtime_ns for path in entries[0].glob("*.npy")} == shards, "read, not computed again"
+    chunk = first.table.chunks[0]
+    assert all(np.array_equal(a, b) for a, b in zip(first.read(chunk).levels, second.read(chunk).levels, strict=True))
     cache.outputs(source, plan, census_small.test)
     assert len(list((tmp_path / "cache").iterdir())) == 2, "another data set is another entry"
 
@@ -199,7 +202,7 @@ def test_component_cache_keeps_to_its_size_evicting_the_least_recently_used(
     cache.outputs(source, plan, frames[1])
     time.sleep(0.05)  # folder times order the entries
     again = cache.outputs(source, plan, frames[0])  # read: now the most recently used
-    assert np.array_equal(again.output, first.output)
+    assert np.array_equal(again.read(again.table.chunks[0]).output, first.read(first.table.chunks[0]).output)
     names = {folder.name for folder in root.iterdir()}
     cache.outputs(source, plan, frames[2])  # a third entry does not fit: the least recently used goes
     remaining = {folder.name for folder in root.iterdir()}

@@ -42,21 +42,26 @@ def test_streamed_frozen_fusion_matches_the_in_memory_path(
     for memory_task, streamed_task in zip(in_memory.report.tasks, streamed.report.tasks, strict=True):
         assert streamed_task.fused.validation == pytest.approx(memory_task.fused.validation, abs=0.002)
         assert streamed_task.sources == memory_task.sources, "source scores come from the same component outputs"
-    assert streamed.report.component_outputs.startswith("memory-mapped on disk")
+    assert streamed.report.component_outputs.startswith("stored shards on disk")
 
 
-def test_component_outputs_are_memory_maps_in_table_order(
+def test_component_output_shards_follow_the_table_order(
     census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
     source = trained_sources[0]
     plan = plan_levels(source, 3)
     frame = census_small.validation.head(1500)
     whole = ComponentCache(tmp_path / "whole").outputs(source, plan, FrameTable(frame, chunk_rows=5000))
-    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, write_parquet(frame, tmp_path / "pq"))
-    assert all(isinstance(values, np.memmap) for values in (*chunked.levels, chunked.output))
-    for a, b in zip((*whole.levels, whole.output), (*chunked.levels, chunked.output), strict=True):
-        assert a.shape == b.shape and a.shape[0] == len(frame)
-        np.testing.assert_allclose(a, b, atol=1e-6)
+    table = write_parquet(frame, tmp_path / "pq", row_group_size=250)
+    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, table)
+    assert len(list(chunked.folder.glob("shard-*.levels.npy"))) == len(chunked.table.chunks) == 6
+    (only,) = whole.table.chunks
+    expected = whole.read(only)
+    parts = [chunked.read(chunk) for chunk in chunked.table.chunks]
+    for level, values in enumerate(expected.levels):
+        assert values.shape == (len(frame), plan.widths[level])
+        np.testing.assert_allclose(np.concatenate([part.levels[level] for part in parts]), values, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([part.output for part in parts]), expected.output, atol=1e-6)
 
 
 def test_inputs_are_checked_chunk_by_chunk_one_problem_per_column(

@@ -8,7 +8,6 @@ stop in time after a cancel, and then records how the job ended in its place.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import sys
 import uuid
@@ -74,9 +73,10 @@ def job_process(job_id: uuid.UUID, attempt: int, stop: Event) -> None:
 def _settle(job_id: uuid.UUID, attempt: int, outcome: Outcome, store: ArtifactStore, settings: Settings) -> bool:
     """Record how the job ended when its process could not; True when the job's end is recorded (by either)."""
     if outcome.ending != Ending.EXITED:
-        # A killed process leaves its half-written component outputs; the job folder goes with the job.
-        for scratch in store.component_cache.glob(f"{scratch_prefix(outcome.pid)}*"):
-            shutil.rmtree(scratch, ignore_errors=True)
+        # A killed process leaves its half-written shards (the complete ones serve the next job on the same
+        # data and model); the job folder goes with the job.
+        for scratch in store.component_cache.glob(f"*/{scratch_prefix(outcome.pid)}*"):
+            scratch.unlink(missing_ok=True)
     if outcome.ending == Ending.OVER_BUDGET:
         budget = settings.worker_memory_bytes
         message = (

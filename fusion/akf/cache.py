@@ -1,21 +1,28 @@
-"""Component outputs of source models, computed once per (data set, model) with ONNX Runtime.
+"""Source component outputs stored on disk: one shard per (table chunk, model), reused by every epoch.
 
-The `frozen` strategy trains only the fusion network, so the source components' outputs never change:
-they are computed in one pass over the data and reused by every epoch, and, with a cache directory,
-by every later job on the same data and model. They are computed chunk by chunk and written into
-memory-mapped .npy files (one per fusion level, one for the source's output, rows in the table's
-order), so neither computing nor reading them needs the whole array in memory. Entries are large
-(rows x the widths of the fused components, in float32), so a cache directory holds at most
-`max_bytes`: storing an entry evicts the least recently used others. Without a cache directory, a job
-keeps its entries in a temporary folder (`component_store`).
+The `frozen` strategy trains only the fusion network, so the source components' outputs never change.
+When they fit their byte budget (component_path.py decides), they are computed in one pass and kept as
+shards: for each chunk of the table (a Parquet row group), `compute_shard` runs the source once with
+ONNX Runtime and writes the chunk's level outputs and the source's output into two .npy files. A shard
+depends only on (chunk, model), so shards can be computed in any order, by any process, and a missing
+one is recomputed alone. A chunk is read with plain file reads into arrays of its own, not memory-mapped:
+mapped file pages count in the reading process's resident memory for as long as the mapping lives (a
+whole-table mapping read through once made the worker's RSS grow with the rows). The file pages stay in
+the kernel's page cache, which gives them back under pressure, so repeated epochs still read from memory.
+
+With a cache directory, a stored entry is kept for later jobs on the same data and model, and the
+directory holds at most `max_bytes`: storing an entry evicts the least recently used others. Without
+one, a job keeps its entries in a temporary folder (`component_store`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,30 +31,83 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fusion.akf.components import ComponentOutputs, ComponentRunner
 from fusion.akf.sources import FusionSource, LevelPlan
-from fusion.data.tables import Table, as_table
-from fusion.onnx_runtime import create_session, run_session, with_outputs
+from fusion.data.tables import Chunk, Table, as_table
 from fusion.training import Cancelled
+
+FLOAT32 = np.dtype(np.float32)
+_PARTIAL = ".partial-"
+_COMPLETE = "complete"
+"""Written last into an entry: an entry without it was interrupted, and its missing shards are computed."""
+_WRITING_S = 3600
+"""An unfinished entry whose folder changed this recently is being written: eviction leaves it alone."""
 
 
 @dataclass(frozen=True)
-class SourceOutputs:
-    """One source model on one data set: each level's component output [rows, width], and its own
-    output, as read-only memory maps whose rows follow the table's row order."""
+class StoredOutputs:
+    """One source model's outputs on one table, as shards in `folder`, read chunk by chunk."""
 
-    levels: tuple[np.ndarray, ...]
-    output: np.ndarray
+    folder: Path
+    runner: ComponentRunner
+    table: Table
+
+    def read(self, chunk: Chunk) -> ComponentOutputs:
+        """The chunk's rows as float32 arrays of their own, whatever the stored precision. A shard that
+        another job's cache eviction removed meanwhile is computed again, in memory only."""
+        try:
+            levels = _read(shard_path(self.folder, chunk, "levels"))
+            output = _read(shard_path(self.folder, chunk, "output"))
+        except FileNotFoundError:
+            return self.runner(self.table.read(chunk, self.runner.source.columns))
+        return self.split(levels, output)
+
+    def split(self, levels: np.ndarray, output: np.ndarray) -> ComponentOutputs:
+        """Side-by-side levels [rows, sum of widths] back into one array per level."""
+        widths = self.runner.plan.widths
+        bounds = np.cumsum([0, *widths])
+        return ComponentOutputs(
+            levels=tuple(levels[:, start:stop] for start, stop in itertools.pairwise(bounds)),
+            output=output,
+        )
 
     @property
     def nbytes(self) -> int:
-        return sum(values.nbytes for values in self.levels) + self.output.nbytes
+        return sum(path.stat().st_size for path in self.folder.glob("*.npy"))
 
 
-_PARTIAL = ".partial-"
+def _read(path: Path) -> np.ndarray:
+    """The file's array, read (not mapped) into memory of its own, as float32."""
+    values = np.load(path)
+    return values if values.dtype == np.float32 else values.astype(np.float32)
+
+
+def shard_path(folder: Path, chunk: Chunk, part: str) -> Path:
+    return folder / f"shard-{chunk.index:06d}.{part}.npy"
+
+
+def compute_shard(
+    runner: ComponentRunner, table: Table, chunk: Chunk, folder: Path, dtype: np.dtype = FLOAT32
+) -> tuple[Path, Path]:
+    """The component pass for one chunk and one model: reads the chunk's input columns, runs the source,
+    writes the levels (side by side, [rows, sum of widths]) and the output into two files, and returns
+    their paths. Pure in (table chunk, model, dtype): the same inputs write the same files, so chunks
+    can be shared out to any number of processes. Each file is written under a scratch name and renamed,
+    so a reader never sees half a shard."""
+    outputs = runner(table.read(chunk, runner.source.columns))
+    parts = {"levels": np.concatenate(outputs.levels, axis=1), "output": outputs.output}
+    paths = []
+    for part, values in parts.items():
+        path = shard_path(folder, chunk, part)
+        scratch = path.with_name(f"{scratch_prefix()}{path.name}")
+        np.save(scratch, values.astype(dtype, copy=False))
+        os.replace(scratch, path)
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 class ComponentCache:
-    """Computes SourceOutputs into files under `root` and keeps them there for later jobs."""
+    """Stores StoredOutputs under `root` and keeps them there for later jobs."""
 
     def __init__(
         self, root: Path | None = None, max_bytes: int | None = None, should_stop: Callable[[], bool] | None = None
@@ -57,38 +117,40 @@ class ComponentCache:
         self.should_stop = should_stop
         """Asked between chunks: a cancelled job stops within one chunk, not after a pass over all rows."""
 
-    def outputs(self, source: FusionSource, plan: LevelPlan, data: Table | pd.DataFrame) -> SourceOutputs:
+    def outputs(
+        self,
+        source: FusionSource,
+        plan: LevelPlan,
+        data: Table | pd.DataFrame,
+        dtype: np.dtype = FLOAT32,
+    ) -> StoredOutputs:
         if self.root is None:
             raise ValueError("a ComponentCache without a root folder stores nothing; use component_store()")
         table = as_table(data)
-        folder = self.root / _key(source, plan, table)
-        try:
-            outputs = _load(folder, len(plan.tensors))
-            os.utime(folder)  # the folder's time orders eviction: this entry was used now
-            return outputs
-        except OSError:  # not stored, or evicted by another job while it was being read
-            pass
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # Written into a scratch folder and renamed into place, so readers never see half an entry.
-        scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=scratch_prefix()))
-        try:
-            compute_outputs(source, plan, table, scratch, self.should_stop)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        try:
-            scratch.rename(folder)
-        except OSError:  # another job stored the same entry first; theirs is identical
-            shutil.rmtree(scratch, ignore_errors=True)
+        folder = self.root / _key(source, plan, table, dtype)
+        runner = ComponentRunner(source, plan)
+        stored = StoredOutputs(folder, runner, table)
+        if (folder / _COMPLETE).exists():
+            try:
+                os.utime(folder)  # the folder's time orders eviction: this entry was used now
+                return stored
+            except OSError:  # evicted by another job meanwhile
+                pass
+        folder.mkdir(parents=True, exist_ok=True)
+        for chunk in table.chunks:
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled(f"stopped while computing the outputs of model '{source.name}'")
+            if not shard_path(folder, chunk, "output").exists():  # an interrupted pass left the others
+                compute_shard(runner, table, chunk, folder, dtype)
+        (folder / _COMPLETE).touch()
         if self.max_bytes is not None:
             _evict(self.root, self.max_bytes, keep=folder)
-        return _load(folder, len(plan.tensors))
+        return stored
 
 
 @contextmanager
 def component_store(cache: ComponentCache | None) -> Iterator[ComponentCache]:
-    """`cache` when it has a folder; otherwise a cache in a temporary folder, removed on exit (open
-    memory maps stay readable until dropped: the files are only unlinked)."""
+    """`cache` when it has a folder; otherwise a cache in a temporary folder, removed on exit."""
     if cache is not None and cache.root is not None:
         yield cache
         return
@@ -96,60 +158,32 @@ def component_store(cache: ComponentCache | None) -> Iterator[ComponentCache]:
         yield ComponentCache(Path(folder), should_stop=cache.should_stop if cache is not None else None)
 
 
-def compute_outputs(
-    source: FusionSource, plan: LevelPlan, table: Table, folder: Path, should_stop: Callable[[], bool] | None = None
-) -> None:
-    """Run the source once per chunk (one session for all chunks) and write each level's component
-    output and the source's output into level{i}.npy and output.npy under `folder`. Raises Cancelled
-    when `should_stop` answers True before a chunk."""
-    unique = list(dict.fromkeys(plan.tensors))
-    output_name = source.signature.output_name
-    session = create_session(with_outputs(source.model, unique))
-    files: dict[str, np.memmap] = {}
-    for chunk in table.chunks:
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"stopped while computing the outputs of model '{source.name}'")
-        results = run_session(session, source.feed(table.read(chunk, source.columns)), [*unique, output_name])
-        values = {f"level{i}": results[name].reshape(chunk.rows, -1) for i, name in enumerate(plan.tensors)}
-        values["output"] = results[output_name]
-        for name, array in values.items():
-            if name not in files:
-                files[name] = np.lib.format.open_memmap(
-                    folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=(table.num_rows, *array.shape[1:])
-                )
-            files[name][chunk.start : chunk.stop] = array
-    for array in files.values():
-        array.flush()
-
-
 def scratch_prefix(pid: int | None = None) -> str:
-    """Scratch folders carry the process id: what a killed job process left is found by it (worker/job_process.py)."""
+    """Shards are written under names that carry the process id: what a killed job process left half
+    written is found by it (worker/runner.py)."""
     return f"{_PARTIAL}{os.getpid() if pid is None else pid}-"
 
 
-def _key(source: FusionSource, plan: LevelPlan, table: Table) -> str:
+def _key(source: FusionSource, plan: LevelPlan, table: Table, dtype: np.dtype) -> str:
     digest = hashlib.sha256(source.loaded.to_bytes())
     digest.update("\n".join(plan.tensors).encode())
     for spec in source.signature.inputs:
         digest.update(f"{spec.name}={list(source.columns_of(spec.name))}".encode())
     digest.update(table.fingerprint(source.columns).encode())
+    # The chunking names the shards: the same rows cut otherwise are another entry.
+    digest.update(f"{[(c.index, c.start, c.rows) for c in table.chunks]}|{np.dtype(dtype).str}".encode())
     return digest.hexdigest()[:40]
-
-
-def _load(folder: Path, levels: int) -> SourceOutputs:
-    return SourceOutputs(
-        levels=tuple(np.load(folder / f"level{i}.npy", mmap_mode="r") for i in range(levels)),
-        output=np.load(folder / "output.npy", mmap_mode="r"),
-    )
 
 
 def _evict(root: Path, max_bytes: int, keep: Path) -> None:
     """Remove the least recently used entries, but never `keep`, until the cache holds at most max_bytes."""
     entries = []
     for folder in root.iterdir():
-        if folder.name.startswith(_PARTIAL) or not folder.is_dir():
+        if not folder.is_dir():
             continue
         try:
+            if not (folder / _COMPLETE).exists() and time.time() - folder.stat().st_mtime < _WRITING_S:
+                continue  # another job is still writing it
             entries.append((folder.stat().st_mtime, sum(f.stat().st_size for f in folder.iterdir()), folder))
         except OSError:  # removed by another job meanwhile
             continue

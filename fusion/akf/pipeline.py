@@ -1,7 +1,8 @@
 """One fusion job from start to end: plan, precompute, train, apply the no-regression rule, compare
 with baselines, export, verify the export, report.
 
-Splits are chunked tables (fusion/data/tables.py): component outputs go to memory-mapped files, training
+Splits are chunked tables (fusion/data/tables.py): component outputs are stored as shards or computed per
+batch (component_path.py), training
 streams batches, and scoring keeps predictions and labels only, so memory does not grow with rows."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pandas as pd
 import torch
 
 from fusion.akf.baselines import train_baseline
-from fusion.akf.cache import ComponentCache, SourceOutputs, component_store
+from fusion.akf.cache import ComponentCache, component_store
+from fusion.akf.component_path import ComponentChoice, ComponentPath, SplitComponents, budget_of, choose_path
+from fusion.akf.components import ComponentRunner
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
@@ -37,7 +40,13 @@ EXPORT_TOLERANCE = {Strategy.FROZEN: 1e-5, Strategy.ADAPTIVE: 1e-4, Strategy.FIN
 Under `frozen` both sides run the source graphs in ONNX Runtime and only the AKF graph differs; under the
 adaptive strategies PyTorch runs the source graphs too, and float32 sums taken in another order along a
 whole chain of layers can move confident class probabilities by a few 1e-5."""
-STATISTICS_ROWS = 50_000
+ADAPTIVE_CHOICE = ComponentChoice(
+    ComponentPath.PER_BATCH,
+    np.dtype(np.float32),
+    0,
+    "computed per batch with ONNX Runtime, for scoring the sources only: the model runs them itself",
+)
+"""The adaptive strategies need stored outputs for nothing: training runs the source graphs in PyTorch."""
 EXPORT_CHECK_ROWS = 20_000
 """Validation rows the exported model is checked on: enough to catch a wrong graph, bounded at any size."""
 
@@ -51,6 +60,8 @@ class FusionSettings:
     """Source weights learn this much slower than the fusion network under `finetune`."""
     baselines: tuple[BaselineKind, ...] = ()
     """From-scratch multi-task models to train on the same data for comparison."""
+    component_path: ComponentPath = ComponentPath.AUTO
+    """`frozen`: stored or per-batch component outputs; auto picks stored when they fit the cache's budget."""
 
     @classmethod
     def from_plan(cls, plan: FusionPlan, device: str | None = None) -> FusionSettings:
@@ -110,22 +121,25 @@ def fuse(
     stage("planning fusion levels")
     sources = [with_stage_groups(source, settings.akf.levels) for source in sources]
     plans = [plan_levels(source, settings.akf.levels) for source in sources]
-    stage("computing source model outputs")
+    runners = [ComponentRunner(source, plan) for source, plan in zip(sources, plans, strict=True)]
     with component_store(cache) as store:
-        outputs = {
-            split: [store.outputs(source, plan, table) for source, plan in zip(sources, plans, strict=True)]
-            for split, table in splits.items()
-        }
-        stored_mb = sum(o.nbytes for split_outputs in outputs.values() for o in split_outputs) / 1e6
-        where = "the component cache" if store is cache else "a temporary folder, removed after the job"
+        strategy = Strategy(settings.strategy)
+        choice = (
+            choose_path(runners, splits, budget_of(store), EXPORT_TOLERANCE[strategy], settings.component_path)
+            if strategy == Strategy.FROZEN
+            else ADAPTIVE_CHOICE
+        )
+        stage("computing source model outputs")
+        components = {split: _split_components(choice, store, runners, table) for split, table in splits.items()}
+        components_line = _components_line(choice, components, store is cache)
+        outputs = {split: components[split].source_outputs() for split in scored}
         source_scores = _source_scores(tasks, sources, outputs, labels)
 
         layout = _layout(tasks, sources, plans)
-        strategy = Strategy(settings.strategy)
         torch.manual_seed(settings.training.seed)
         fusion = AKFusion(layout, settings.akf, adaptive=strategy != Strategy.FROZEN)
-        fusion.calibrate([_level_statistics(source_outputs) for source_outputs in outputs["train"]])
-        model, batches, groups = _strategy_model(strategy, fusion, tasks, sources, plans, outputs, splits, settings)
+        fusion.calibrate(components["train"].level_statistics())
+        model, batches, groups = _strategy_model(strategy, fusion, tasks, sources, plans, components, settings)
 
         stage("training the fusion")
         trained = fit(
@@ -155,7 +169,7 @@ def fuse(
         answers = {
             task.name: (
                 _source_prediction(
-                    task, sources[fallbacks[task.name]], outputs["validation"][fallbacks[task.name]].output[:checked]
+                    task, sources[fallbacks[task.name]], outputs["validation"][fallbacks[task.name]][:checked]
                 )
                 if task.name in fallbacks
                 else fused_predictions["validation"][task.name][:checked]
@@ -186,7 +200,7 @@ def fuse(
         total_parameters=sum(p.numel() for p in fusion.parameters())
         + sum(source.decomposition.parameter_count for source in sources),
         export_max_abs_diff=export_difference,
-        component_outputs=f"memory-mapped on disk, {stored_mb:.1f} MB, in {where}",
+        component_outputs=components_line,
         baseline_failures=baseline_failures,
         notes=[f"baseline {kind} failed, left out of the report: {why}" for kind, why in baseline_failures.items()],
     )
@@ -269,16 +283,15 @@ def _strategy_model(
     tasks: list[Task],
     sources: list[FusionSource],
     plans: list[LevelPlan],
-    outputs: dict[str, list[SourceOutputs]],
-    splits: dict[str, Table],
+    components: dict[str, SplitComponents],
     settings: FusionSettings,
 ) -> tuple[FrozenFusion | AdaptiveFusion, dict[str, ChunkSource], list[ParameterGroup] | None]:
     """The model to train, the batches it reads per split, and its optimizer's parameter groups."""
     if strategy == Strategy.FROZEN:
-        batches = {split: frozen_source(outputs[split], table, tasks) for split, table in splits.items()}
+        batches = {split: frozen_source(split_components, tasks) for split, split_components in components.items()}
         return FrozenFusion(fusion), batches, None
     model = AdaptiveFusion(fusion, sources, plans)
-    batches = {split: raw_source(sources, table, tasks) for split, table in splits.items()}
+    batches = {split: raw_source(sources, c.table, tasks) for split, c in components.items()}
     if strategy == Strategy.ADAPTIVE:
         return model, batches, None
     model.set_sources_trainable(True)
@@ -293,15 +306,22 @@ def _strategy_model(
     return model, batches, groups
 
 
-def _level_statistics(outputs: SourceOutputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Mean and std of each level's component output, from a fixed sample of rows: they only set the
-    projections' initial scale, and a sample estimates them as well as every row would."""
-    total = len(outputs.output)
-    rows = np.sort(np.random.default_rng(0).choice(total, size=min(total, STATISTICS_ROWS), replace=False))
-    return [
-        (torch.from_numpy(sample.mean(axis=0)), torch.from_numpy(sample.std(axis=0)))
-        for sample in (values[rows] for values in outputs.levels)
-    ]
+def _split_components(
+    choice: ComponentChoice, store: ComponentCache, runners: list[ComponentRunner], table: Table
+) -> SplitComponents:
+    if choice.path == ComponentPath.PER_BATCH:
+        return SplitComponents(table, runners)
+    stored = [store.outputs(r.source, r.plan, table, choice.dtype) for r in runners]
+    return SplitComponents(table, runners, stored)
+
+
+def _components_line(choice: ComponentChoice, components: dict[str, SplitComponents], in_cache: bool) -> str:
+    """The report's account of the component path: which, why, and what it stored where."""
+    if choice.path == ComponentPath.PER_BATCH:
+        return choice.reason
+    stored_mb = sum(s.nbytes for c in components.values() for s in c.stored or []) / 1e6
+    where = "the component cache" if in_cache else "a temporary folder, removed after the job"
+    return f"{choice.reason}; {stored_mb:,.1f} MB stored in {where}"
 
 
 def _finetuned_weights(model: AdaptiveFusion) -> dict[int, dict[str, np.ndarray]]:
@@ -329,14 +349,14 @@ def _score(task: Task, predictions: dict[str, np.ndarray], labels: dict[str, pd.
 def _source_scores(
     tasks: list[Task],
     sources: list[FusionSource],
-    outputs: dict[str, list[SourceOutputs]],
+    outputs: dict[str, list[np.ndarray]],
     labels: dict[str, pd.DataFrame],
 ) -> list[Score]:
     by_name = {task.name: task for task in tasks}
     scores = []
     for i, source in enumerate(sources):
         task = by_name[source.task]
-        predictions = {split: _source_prediction(task, source, outputs[split][i].output) for split in labels}
+        predictions = {split: _source_prediction(task, source, outputs[split][i]) for split in labels}
         scores.append(_score(task, predictions, labels))
     return scores
 

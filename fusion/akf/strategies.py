@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from fusion.akf.cache import SourceOutputs
+from fusion.akf.component_path import SplitComponents
 from fusion.akf.model import AKFusion
 from fusion.akf.runtime_stages import RuntimeStages
 from fusion.akf.sources import FusionSource, LevelPlan
@@ -35,19 +34,20 @@ def output_key(source_index: int) -> str:
     return f"source{source_index}.output"
 
 
-def frozen_source(outputs: list[SourceOutputs], table: Table, tasks: list[Task]) -> ChunkSource:
-    """The frozen model's input rows, chunk by chunk: slices of the memory-mapped component outputs
-    and source outputs, by key, with the tasks' labels read from the table."""
+def frozen_source(components: SplitComponents, tasks: list[Task]) -> ChunkSource:
+    """The frozen model's input rows, chunk by chunk: the sources' component outputs and own outputs,
+    by key (stored, or computed from the chunk's input columns), with the tasks' labels."""
     labels = list(dict.fromkeys(task.label for task in tasks))
+    table = components.table
 
     def load(chunk: Chunk) -> Batch:
-        rows = slice(chunk.start, chunk.stop)
+        frame = table.read(chunk, list(dict.fromkeys([*components.columns, *labels])))
         features: TensorTable = {}
-        for i, source_outputs in enumerate(outputs):
-            for level, values in enumerate(source_outputs.levels):
-                features[level_key(i, level)] = torch.from_numpy(np.array(values[rows]))
-            features[output_key(i)] = torch.from_numpy(np.array(source_outputs.output[rows]))
-        return features, label_tensors(table.read(chunk, labels), tasks)
+        for i, outputs in enumerate(components.read(chunk, frame)):
+            for level, values in enumerate(outputs.levels):
+                features[level_key(i, level)] = torch.from_numpy(values)  # a view: the shuffle copies it once
+            features[output_key(i)] = torch.from_numpy(outputs.output)
+        return features, label_tensors(frame, tasks)
 
     return ChunkSource(table.chunks, load)
 

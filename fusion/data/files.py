@@ -1,28 +1,43 @@
-"""Reading tabular files, and carving a validation set out of training rows."""
+"""Tabular files as chunked tables, for the command line: nothing reads a whole file into memory."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from fusion.data.tables import ParquetTable, Table
+
+CSV_BLOCK_BYTES = 16 * 2**20
+"""CSV bytes parsed at once: each block becomes one row group of the Parquet copy. Column types are
+inferred from the first block, so a large block sees more of the file before deciding."""
+CSV_SUFFIXES = {".csv", ".txt"}
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a frame, by its suffix."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in {".csv", ".txt"}:
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: unsupported file type '{suffix}'; use .csv or .parquet")
+def open_table(path: Path, scratch: Path) -> Table:
+    """A Parquet file, folder or glob read in place; a CSV file is first streamed, block by block, into a
+    Parquet copy under `scratch` (CSV has no row groups to read one at a time)."""
+    if path.suffix.lower() in CSV_SUFFIXES:
+        scratch.mkdir(parents=True, exist_ok=True)
+        return ParquetTable(csv_to_parquet(path, scratch / f"{len(list(scratch.glob('*')))}-{path.stem}.parquet"))
+    if path.is_file() and path.suffix.lower() != ".parquet":
+        raise ValueError(f"{path}: unsupported file type '{path.suffix}'; use .csv or .parquet")
+    return ParquetTable(path)
 
 
-def split_validation(frame: pd.DataFrame, fraction: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, validation): a random `fraction` of rows, fixed by `seed`, becomes validation. For a frame
-    the CLI has read; the engine splits tables without reading them (fusion.data.tables.split_table)."""
-    rows = np.random.default_rng(seed).permutation(len(frame))
-    cut = max(1, round(len(frame) * fraction))
-    validation = frame.iloc[np.sort(rows[:cut])].reset_index(drop=True)
-    train = frame.iloc[np.sort(rows[cut:])].reset_index(drop=True)
-    return train, validation
+def csv_to_parquet(path: Path, target: Path) -> Path:
+    """`path`'s rows in a Parquet file at `target`, one row group per CSV block: memory is one block."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES))
+        with pq.ParquetWriter(target, reader.schema) as writer:
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]))
+    except pa.ArrowInvalid as error:
+        raise ValueError(
+            f"{path}: cannot read it as CSV in blocks ({error}); a column whose type changes down the file "
+            "(ids, then text) needs fixing, or convert the file to Parquet"
+        ) from error
+    return target

@@ -62,24 +62,28 @@ def table_source(
 
 
 def shuffled_batches(source: ChunkSource, batch_size: int, buffer_rows: int, seed: int, epoch: int) -> Iterator[Batch]:
-    """One epoch of batches in an order fixed by (seed, epoch); at most buffer_rows + one chunk held."""
+    """One epoch of batches in an order fixed by (seed, epoch). At most about one buffer (buffer_rows
+    plus one chunk) is held: chunks are moved into the shuffled buffer one by one and freed, and batches
+    are copies, so that the last one a caller still holds does not keep the whole buffer alive while the
+    next one fills (with wide rows, 4 KB each, a buffer is half a gigabyte)."""
     rng = np.random.default_rng([seed, epoch])
     buffer_rows = max(buffer_rows, batch_size)
     pending: list[Batch] = []
     pending_rows = 0
     for index in rng.permutation(len(source.chunks)):
-        batch = source.load(source.chunks[index])
-        pending.append(batch)
-        pending_rows += num_rows(batch[0])
+        pending.append(source.load(source.chunks[index]))
+        pending_rows += num_rows(pending[-1][0])
         if pending_rows < buffer_rows:
             continue
-        shuffled = _permuted(_concat(pending), rng)
+        shuffled = _shuffled(pending, rng)
         full = pending_rows - pending_rows % batch_size
-        yield from _cut(shuffled, full, batch_size)
-        pending = [_rows(shuffled, slice(full, pending_rows))] if full < pending_rows else []
+        if full < pending_rows:  # carried over as a copy: a view would keep the whole buffer
+            pending.append(_copy(_rows(shuffled, slice(full, pending_rows))))
         pending_rows -= full
+        yield from _cut_copies(shuffled, full, batch_size)
+        del shuffled
     if pending:
-        yield from _cut(_permuted(_concat(pending), rng), pending_rows, batch_size)
+        yield from _cut_copies(_shuffled(pending, rng), pending_rows, batch_size)
 
 
 def sequential_batches(source: ChunkSource, batch_size: int) -> Iterator[Batch]:
@@ -89,11 +93,22 @@ def sequential_batches(source: ChunkSource, batch_size: int) -> Iterator[Batch]:
         yield from _cut(batch, num_rows(batch[0]), batch_size)
 
 
-def _concat(parts: list[Batch]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    features = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
-    labels = {name: torch.cat([part[1][name] for part in parts]) for name in parts[0][1]}
+def _shuffled(parts: list[Batch], rng: np.random.Generator) -> Batch:
+    """The rows of `parts`, concatenated, in the order of rng.permutation(rows): each part is copied to its
+    rows' places in one new buffer and dropped from `parts` (which ends empty), so the concatenation is
+    never held beside the buffer."""
+    total = sum(num_rows(part[0]) for part in parts)
+    destination = torch.from_numpy(np.argsort(rng.permutation(total)))  # where each concatenated row goes
+    features = {name: torch.empty((total, *t.shape[1:]), dtype=t.dtype) for name, t in parts[0][0].items()}
+    labels = {name: torch.empty((total, *t.shape[1:]), dtype=t.dtype) for name, t in parts[0][1].items()}
+    start = 0
+    while parts:
+        part_features, part_labels = parts.pop(0)
+        rows = destination[start : start + num_rows(part_features)]
+        for table, part in ((features, part_features), (labels, part_labels)):
+            for name, values in part.items():
+                table[name].index_copy_(0, rows, values)
+        start += len(rows)
     return features, labels
 
 
@@ -101,10 +116,15 @@ def _rows(batch: Batch, rows: torch.Tensor | slice) -> Batch:
     return take(batch[0], rows), take(batch[1], rows)
 
 
-def _permuted(batch: Batch, rng: np.random.Generator) -> Batch:
-    return _rows(batch, torch.from_numpy(rng.permutation(num_rows(batch[0]))))
+def _copy(batch: Batch) -> Batch:
+    return {n: t.clone() for n, t in batch[0].items()}, {n: t.clone() for n, t in batch[1].items()}
 
 
 def _cut(batch: Batch, rows: int, batch_size: int) -> Iterator[Batch]:
     for start in range(0, rows, batch_size):
         yield _rows(batch, slice(start, min(start + batch_size, rows)))
+
+
+def _cut_copies(batch: Batch, rows: int, batch_size: int) -> Iterator[Batch]:
+    for part in _cut(batch, rows, batch_size):
+        yield _copy(part)

@@ -1,5 +1,8 @@
 """`fusebox train-single | inspect | fuse SPEC | evaluate`: the engine, on this machine.
 
+Data files are read as chunked tables (fusion/data/files.py), one row group at a time, as the worker
+reads them: a CSV file is first streamed into a Parquet copy in a temporary folder.
+
 The engine's modules (torch, numpy, pandas, onnx) are imported by the commands that use them: they take
 seconds to load, and a client install has none of them, yet `fusebox --help` and the server commands
 must work there."""
@@ -9,15 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fusion.task_types import TaskType
 
 if TYPE_CHECKING:
-    import pandas as pd
-
+    from fusion.akf.pipeline import FusionData
     from fusion.data.schema import FeatureSchema
+    from fusion.data.tables import Table
     from fusion.spec import FuseSpec
     from fusion.tasks import Task
     from fusion.training import Progress
@@ -64,22 +68,30 @@ def register_engine_commands(commands: argparse._SubParsersAction) -> argparse.A
 
 
 def _train_single(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="fusebox-train-") as scratch:
+        return _train_single_in(args, Path(scratch))
+
+
+def _train_single_in(args: argparse.Namespace, scratch: Path) -> int:
     from fusion.data.census import load_census
-    from fusion.data.files import read_table, split_validation
+    from fusion.data.files import open_table
+    from fusion.data.tables import as_table, split_table
     from fusion.tasks import Task
     from fusion.training import TrainConfig
     from fusion.zoo import build_single_task_model, evaluate_model, export_onnx, train_model
 
     task = Task(name=args.task, type=TaskType(args.type), label=args.label or args.task)
+    test: Table | None
     if args.train is None:
         census = load_census()
-        train, validation, test = census.train, census.validation, census.test
+        train, validation, test = as_table(census.train), as_table(census.validation), as_table(census.test)
         schema = census.schema
     else:
-        frame = read_table(args.train)
-        train, validation = (
-            (frame, read_table(args.validation)) if args.validation else split_validation(frame, 0.1, args.seed)
-        )
+        train = open_table(args.train, scratch)
+        if args.validation:
+            validation = open_table(args.validation, scratch)
+        else:
+            train, validation = split_table(train, 0.1, args.seed)
         test = None
         schema = _infer_schema(train, validation, args.features, {task.label, *_csv(args.exclude)})
     hyper = {"hidden": tuple(int(w) for w in _csv(args.hidden))} if args.hidden else {}
@@ -96,25 +108,27 @@ def _train_single(args: argparse.Namespace) -> int:
     return 0
 
 
-def _infer_schema(
-    train: pd.DataFrame, validation: pd.DataFrame, features: str | None, excluded: set[str]
-) -> FeatureSchema:
-    """Integer columns become categorical ids, float columns dense values."""
+def _infer_schema(train: Table, validation: Table, features: str | None, excluded: set[str]) -> FeatureSchema:
+    """Integer columns become categorical ids (as many as the largest id in either table, plus one, read
+    chunk by chunk), float columns dense values."""
     import pandas as pd
 
     from fusion.data.schema import CategoricalFeature, FeatureSchema
+    from fusion.data.tables import read_head
 
     columns = _csv(features) if features else [c for c in train.columns if c not in excluded]
-    categorical, dense = [], []
+    head = read_head(train, columns, 1)
+    ids = [column for column in columns if pd.api.types.is_integer_dtype(head[column])]
     for column in columns:
-        if pd.api.types.is_integer_dtype(train[column]):
-            cardinality = int(max(train[column].max(), validation[column].max())) + 1
-            categorical.append(CategoricalFeature(column, cardinality))
-        elif pd.api.types.is_float_dtype(train[column]):
-            dense.append(column)
-        else:
+        if column not in ids and not pd.api.types.is_float_dtype(head[column]):
             raise ValueError(f"column '{column}' is neither integer ids nor float values; encode it or --exclude it")
-    return FeatureSchema(tuple(categorical), tuple(dense))
+    largest = dict.fromkeys(ids, 0)
+    for table in (train, validation):
+        for chunk in table.chunks if ids else []:
+            maxima = table.read(chunk, ids).max()
+            largest = {column: max(largest[column], int(maxima[column])) for column in ids}
+    categorical = tuple(CategoricalFeature(column, largest[column] + 1) for column in ids)
+    return FeatureSchema(categorical, tuple(column for column in columns if column not in ids))
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -140,9 +154,8 @@ def _fuse(args: argparse.Namespace) -> int:
     import onnx
 
     from fusion.akf.cache import ComponentCache
-    from fusion.akf.pipeline import FusionData, FusionSettings, fuse
+    from fusion.akf.pipeline import FusionSettings, fuse
     from fusion.akf.sources import FusionSource
-    from fusion.data.files import read_table, split_validation
     from fusion.intake.files import load_model_file
 
     spec = _read_spec(args.spec)
@@ -158,13 +171,6 @@ def _fuse(args: argparse.Namespace) -> int:
                     input_columns={k: tuple(v) for k, v in model_file.input_columns.items()},
                 )
             )
-    train = read_table(spec.data.train)
-    if spec.data.validation is not None:
-        validation = read_table(spec.data.validation)
-    else:
-        assert spec.data.validation_fraction is not None  # DataFiles asks for exactly one of the two
-        train, validation = split_validation(train, spec.data.validation_fraction, spec.hyperparameters.seed)
-    test = read_table(spec.data.test) if spec.data.test else None
     settings = FusionSettings.from_plan(spec, args.device)
     progress = _ProgressLine()
 
@@ -172,15 +178,16 @@ def _fuse(args: argparse.Namespace) -> int:
         progress.end()
         print(f"- {stage}", file=sys.stderr)
 
-    result = fuse(
-        tasks,
-        sources,
-        FusionData(train, validation, test),
-        settings,
-        on_progress=progress,
-        on_stage=stage_started,
-        cache=ComponentCache(args.cache) if args.cache else None,
-    )
+    with tempfile.TemporaryDirectory(prefix="fusebox-fuse-") as scratch:
+        result = fuse(
+            tasks,
+            sources,
+            _fusion_data(spec, Path(scratch)),
+            settings,
+            on_progress=progress,
+            on_stage=stage_started,
+            cache=ComponentCache(args.cache) if args.cache else None,
+        )
     progress.end()
     spec.output.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(result.model, str(spec.output))
@@ -190,6 +197,22 @@ def _fuse(args: argparse.Namespace) -> int:
         spec.report.write_text(json.dumps(result.report.to_dict(), indent=2))
         print(f"wrote {spec.report}")
     return 0
+
+
+def _fusion_data(spec: FuseSpec, scratch: Path) -> FusionData:
+    """The spec's splits as chunked tables; a validation fraction carves them out of the training table."""
+    from fusion.akf.pipeline import FusionData
+    from fusion.data.files import open_table
+    from fusion.data.tables import split_table
+
+    train = open_table(spec.data.train, scratch)
+    if spec.data.validation is not None:
+        validation = open_table(spec.data.validation, scratch)
+    else:
+        assert spec.data.validation_fraction is not None  # DataFiles asks for exactly one of the two
+        train, validation = split_table(train, spec.data.validation_fraction, spec.hyperparameters.seed)
+    test = open_table(spec.data.test, scratch) if spec.data.test else None
+    return FusionData(train, validation, test)
 
 
 def _read_spec(path: Path) -> FuseSpec:
@@ -208,7 +231,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     import onnx
 
-    from fusion.data.files import read_table
+    from fusion.data.files import open_table
     from fusion.metrics import task_metric
     from fusion.onnx_runtime import create_session, run_session
     from fusion.tasks import Task
@@ -227,18 +250,28 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError("a single-task model needs exactly one --task NAME:TYPE[:LABEL]")
         outputs = {tasks[0].name: model.graph.output[0].name}
     columns = json.loads(metadata.get("fusebox.input_columns", "{}"))
-    frame = read_table(args.data)
     session = create_session(model)
-    feed = {}
-    for value in session.get_inputs():
-        names = columns.get(value.name, [value.name])
-        dtype = np.int64 if "int" in value.type else np.float32
-        array = frame[names].to_numpy(dtype=dtype)
-        feed[value.name] = array.reshape(-1) if len(value.shape) == 1 else array
-    results = run_session(session, feed)
+    inputs = {value.name: columns.get(value.name, [value.name]) for value in session.get_inputs()}
+    wanted = list(dict.fromkeys([*(c for names in inputs.values() for c in names), *(t.label for t in tasks)]))
+    # Only each row's predictions and labels are kept: a few bytes a row, whatever the table's width.
+    predictions: dict[str, list[np.ndarray]] = {task.name: [] for task in tasks}
+    labels: dict[str, list[np.ndarray]] = {task.name: [] for task in tasks}
+    with tempfile.TemporaryDirectory(prefix="fusebox-evaluate-") as scratch:
+        table = open_table(args.data, Path(scratch))
+        for chunk in table.chunks:
+            frame = table.read(chunk, wanted)
+            feed = {}
+            for value in session.get_inputs():
+                dtype = np.int64 if "int" in value.type else np.float32
+                array = frame[inputs[value.name]].to_numpy(dtype=dtype)
+                feed[value.name] = array.reshape(-1) if len(value.shape) == 1 else array
+            results = run_session(session, feed)
+            for task in tasks:
+                predictions[task.name].append(results[outputs[task.name]])
+                labels[task.name].append(frame[task.label].to_numpy(dtype=np.float64))
     for task in tasks:
-        labels = frame[task.label].to_numpy(dtype=np.float64)
-        print(f"{task.name}: {task.metric_name} {task_metric(task, results[outputs[task.name]], labels):.4f}")
+        metric = task_metric(task, np.concatenate(predictions[task.name]), np.concatenate(labels[task.name]))
+        print(f"{task.name}: {task.metric_name} {metric:.4f}")
     return 0
 
 
