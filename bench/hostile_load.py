@@ -44,6 +44,7 @@ from service.attack_probe import Answer, Attack, FilePart, attack, filler, multi
 from service.client import FuseboxClient, JobSpec, JobTaskSpec  # noqa: E402
 from service.local_databases import fresh_postgres, fresh_redis  # noqa: E402
 from service.local_stack import LocalStack  # noqa: E402
+from tests.helpers.amplifiers import chained_matmuls, constant_of_shape_bomb  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MB = 2**20
@@ -178,49 +179,9 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     path.unlink()
 
 
-def _graph_model(nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto], output: str) -> bytes:
-    graph = helper.make_graph(
-        nodes, "hostile",
-        [helper.make_tensor_value_info("age", TensorProto.FLOAT, ["batch"])],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch"])],
-        initializers,
-    )  # fmt: skip
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-
-
-def _filled(value: float) -> onnx.TensorProto:
-    return helper.make_tensor("value", TensorProto.FLOAT, [1], [value])
-
-
-def _constant_of_shape_bomb(_: Target) -> tuple[bytes, None]:
-    """329 bytes that build a 20000x20000 float tensor (1.6 GB) in whoever runs them."""
-    shape = numpy_helper.from_array(np.array([20000, 20000], np.int64), "shape")
-    nodes = [
-        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=_filled(1.0)),
-        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
-        helper.make_node("Mul", ["age", "total"], ["scaled"]),
-        helper.make_node("Sigmoid", ["scaled"], ["score"]),
-    ]  # fmt: skip
-    return _graph_model(nodes, [shape], "score"), None
-
-
-def _chained_matmuls(_: Target) -> tuple[bytes, None]:
-    """A few hundred bytes: 40 MatMuls of [batch, 3000] by a 3000x3000 matrix made at run time."""
-    shape = numpy_helper.from_array(np.array([3000, 3000], np.int64), "shape")
-    wide = numpy_helper.from_array(np.array([1, 3000], np.int64), "wide")
-    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
-    nodes = [
-        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=_filled(1e-3)),
-        helper.make_node("Unsqueeze", ["age", "axes"], ["column"]),
-        helper.make_node("Expand", ["column", "wide"], ["h0"]),
-    ]  # fmt: skip
-    for i in range(40):
-        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"h{i + 1}"]))
-    nodes += [
-        helper.make_node("ReduceSum", ["h40", "axes"], ["summed"], keepdims=0),
-        helper.make_node("Sigmoid", ["summed"], ["score"]),
-    ]
-    return _graph_model(nodes, [shape, wide, axes], "score"), None
+def _amplifier(build: Callable[[], onnx.ModelProto]) -> Callable[[Target], tuple[bytes, None]]:
+    """A model of a kilobyte or less that asks whoever runs it for far more (tests/helpers/amplifiers.py)."""
+    return lambda _: (build().SerializeToString(), None)
 
 
 def _gigabyte_of_weights(_: Target) -> tuple[bytes, bytes]:
@@ -302,9 +263,10 @@ PROBES = [
     Probe("job over the memory budget", frozenset({422}), _job(HUGE_SPEC), owner="budget"),
     Probe("Parquet list<int8> of 2x10^8 zeros", FOUR_XX, _parquet_upload(_nested_zeros), owner="datasets"),
     Probe("Parquet with one 500 MB string", FOUR_XX, _parquet_upload(_huge_string), owner="datasets"),
-    Probe("ONNX ConstantOfShape 20000x20000", frozenset({422}), _onnx_upload(_constant_of_shape_bomb),
+    Probe("ONNX ConstantOfShape 20000x20000", frozenset({422}), _onnx_upload(_amplifier(constant_of_shape_bomb)),
           owner="intake-budget"),
-    Probe("ONNX 40 chained 3000x3000 MatMuls", frozenset({422}), _onnx_upload(_chained_matmuls), owner="intake-budget"),
+    Probe("ONNX 40 chained 3000x3000 MatMuls", frozenset({422}), _onnx_upload(_amplifier(chained_matmuls)),
+          owner="intake-budget"),
     Probe("valid 1 GB weights file", frozenset({201}) | FOUR_XX, _onnx_upload(_gigabyte_of_weights),
           owner="intake-budget"),
 ]  # fmt: skip
