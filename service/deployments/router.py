@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
 from service.core.dependencies import AppSettings, DbSession, Store
@@ -63,7 +63,7 @@ def change_deployment_batching(
 @router.get(
     "/{name}/versions/{version}/triton",
     response_class=FileResponse,
-    responses={200: {"content": {"application/gzip": {}}}, 404: {}},
+    responses={200: {"content": {"application/gzip": {}}}},
     summary="The deployment as a Triton model repository (tar.gz)",
 )
 def triton_repository(
@@ -80,8 +80,8 @@ def triton_repository(
 
 @router.get(
     "/{name}/versions/{version}/kserve",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"application/yaml": {}}}, 404: {}},
+    response_class=Response,  # not PlainTextResponse: its text/plain would be documented for the JSON errors too
+    responses={200: {"content": {"application/yaml": {}}}},
     summary="A KServe InferenceService manifest for the deployment (YAML)",
 )
 def kserve_manifest(
