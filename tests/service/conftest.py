@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -91,3 +92,18 @@ def census_jobs(source_files: list[SourceFile], data_files: DataFiles) -> Census
 def census_job(stack: Stack, census_jobs: CensusJobs) -> CensusJob:
     """The Census job on the module's `stack`."""
     return census_jobs.on(stack)
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: Stack, census_job: CensusJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fused model of the module's Census job (deployed under its name), downloaded as an ONNX file."""
+    path = tmp_path_factory.mktemp("served") / "fused.onnx"
+    with stack.client() as client:
+        path.write_bytes(client.get(f"/v1/fusion-jobs/{census_job.job['id']}/model").content)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows(data_files: DataFiles) -> pd.DataFrame:
+    """Validation rows to send to a deployed model."""
+    return pd.read_csv(data_files.validation).head(40)

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.helpers.jobs import CENSUS_JOB, CensusJob
+from tests.helpers.jobs import CENSUS_JOB
 from tests.helpers.served import feeds_and_expected, grpc_inputs, metric_total
 from tests.helpers.stacks import Stack, start_stack
 from tests.helpers.uploads import DataFiles
@@ -33,14 +33,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = {"FUSEBOX_API_WORKERS": "2", "FUSEBOX_INFERENCE_MAX_BODY_BYTES": str(BODY_LIMIT)}
     with start_stack(tmp_path_factory.mktemp("two-api-processes"), settings=settings) as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def deployed(stack: Stack, census_job: CensusJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("served-two") / "fused.onnx"
-    with stack.client() as client:
-        path.write_bytes(client.get(f"/v1/fusion-jobs/{census_job.job['id']}/model").content)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.jobs import CENSUS_JOB, CensusJob
+from tests.helpers.jobs import CENSUS_JOB
 from tests.helpers.served import feeds_and_expected, grpc_inputs, metric_total
 from tests.helpers.stacks import Stack
-from tests.helpers.uploads import DataFiles
 
 NAME = CENSUS_JOB
 
@@ -28,20 +27,6 @@ NAME = CENSUS_JOB
 @pytest.fixture(scope="module")
 def stack(embedded_stack: Stack) -> Stack:
     return embedded_stack
-
-
-@pytest.fixture(scope="module")
-def deployed(stack: Stack, census_job: CensusJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fused model of the shared Census job, deployed under NAME; returns the downloaded ONNX file."""
-    path = tmp_path_factory.mktemp("served-grpc") / "fused.onnx"
-    with stack.client() as client:
-        path.write_bytes(client.get(f"/v1/fusion-jobs/{census_job.job['id']}/model").content)
-    return path
-
-
-@pytest.fixture(scope="module")
-def rows(data_files: DataFiles) -> pd.DataFrame:
-    return pd.read_csv(data_files.validation).head(40)
 
 
 @pytest.fixture(scope="module")

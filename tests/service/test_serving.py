@@ -27,9 +27,8 @@ from service.inference.batching import Batcher
 from service.inference.oip_tensors import TensorSpec, ValueCheck, from_bytes
 from service.inference.protocol import WireRequest, decode_request
 from service.inference.runtime import RuntimeModel, create_session
-from tests.helpers.jobs import CENSUS_JOB, CensusJob
+from tests.helpers.jobs import CENSUS_JOB
 from tests.helpers.stacks import Stack
-from tests.helpers.uploads import DataFiles
 
 NAME = CENSUS_JOB
 """The deployment of the Census job the session shares (tests/helpers/jobs.py)."""
@@ -234,20 +233,6 @@ def stack(embedded_stack: Stack) -> Stack:
 def headers(stack: Stack) -> dict[str, str]:
     """The API key the stack's clients carry, for tritonclient."""
     return stack.headers
-
-
-@pytest.fixture(scope="module")
-def deployed(stack: Stack, census_job: CensusJob, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fused model of the shared Census job, deployed under NAME; returns the downloaded ONNX file."""
-    path = tmp_path_factory.mktemp("served") / "fused.onnx"
-    with stack.client() as client:
-        path.write_bytes(client.get(f"/v1/fusion-jobs/{census_job.job['id']}/model").content)
-    return path
-
-
-@pytest.fixture(scope="module")
-def rows(data_files: DataFiles) -> pd.DataFrame:
-    return pd.read_csv(data_files.validation).head(40)
 
 
 def _expected(model_path: Path, rows: pd.DataFrame) -> dict[str, np.ndarray]:
