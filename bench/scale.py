@@ -10,9 +10,11 @@ census_fusion.py's early-stopping rule. Each size gets a stack of its own (fresh
 database), so that each process's peak memory is that size's.
 
 The job's source component outputs take the path the worker chooses (`auto`: stored shards when they fit
-the component cache's 20 GiB, which 1M Census rows do and 10M do not) or, with `--paths per-batch`, the
-per-batch ONNX Runtime path (the cache's budget set to 0): so one 1M-row run of each measures what 10M
-rows will get, without writing 10M rows.
+the component cache's budget, by default 20 GiB, which 1M Census rows do, about 4 KB a row in float32, and
+10M do not) or, with `--paths per-batch`, the per-batch ONNX Runtime path (the cache's budget set to 0): so
+one 1M-row run of each measures what 10M rows get with the default budget, without writing 10M rows.
+`--cache-gib` gives the worker the budget a host with that much disk for the cache would set, so that
+`auto` stores the outputs at every size.
 
 Memory: each process tree's peak resident set (the largest VmHWM of its processes, or the largest sum of
 their VmRSS sampled every 0.2 s, whichever is more). RSS counts anonymous memory and the file pages mapped
@@ -135,6 +137,9 @@ def main() -> None:
     )
     parser.add_argument("--paths", default="auto", help="component paths per size: auto, per-batch, or both")
     parser.add_argument("--skip-mmoe", action="store_true", help="no MMoE: the wall-time target is then not measured")
+    parser.add_argument(
+        "--cache-gib", type=float, help="the worker's component cache budget for `auto` (default: the service's)"
+    )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.rows.split(","))
     paths = args.paths.split(",")
@@ -147,9 +152,14 @@ def main() -> None:
     census_source_paths()  # before anything slow: the benchmark needs them
     census = load_census()
     training = replace(TRAINING, max_epochs=args.max_epochs)
+    settings = dict(PATH_SETTINGS)
+    if args.cache_gib is not None:
+        settings["auto"] = {"FUSEBOX_COMPONENT_CACHE_MAX_BYTES": str(int(args.cache_gib * 2**30))}
     with _scratch(args.folder) as folder:
         results = [
-            result for rows in sizes for result in _run_size(census, rows, folder / f"rows-{rows}", training, paths)
+            result
+            for rows in sizes
+            for result in _run_size(census, rows, folder / f"rows-{rows}", training, {p: settings[p] for p in paths})
         ]
         baseline = None if args.skip_mmoe else _mmoe(census, folder / f"rows-{sizes[-1]}", training)
     print(_table(results, baseline))
@@ -290,8 +300,11 @@ def _status_bytes(pid: int, key: str) -> int:
 # One size through the stack
 
 
-def _run_size(census: CensusData, rows: int, folder: Path, training: TrainConfig, paths: list[str]) -> list[SizeResult]:
-    """Writes the table, then, per component path, registers it and runs the job on a stack of its own."""
+def _run_size(
+    census: CensusData, rows: int, folder: Path, training: TrainConfig, paths: dict[str, dict[str, str]]
+) -> list[SizeResult]:
+    """Writes the table, then, per component path (with the worker's settings for it), registers it and
+    runs the job on a stack of its own."""
     service = folder / "service"
     data = service / "data" / "scale"
     started = time.perf_counter()
@@ -300,19 +313,26 @@ def _run_size(census: CensusData, rows: int, folder: Path, training: TrainConfig
     written = time.perf_counter() - started
     print(f"{rows:,} rows written in {written:.0f} s", file=sys.stderr)
     results = []
-    for path in paths:
+    for path, settings in paths.items():
         # A stack of its own: a fresh artifact store (no component cache from the other path) and database.
-        for leftover in ("var", "artifacts"):
-            shutil.rmtree(service / leftover, ignore_errors=True)
-        results.append(_run_path(rows, path, service, training, written))
+        _remove_artifacts(service)
+        results.append(_run_path(rows, path, settings, service, training, written))
         print(json.dumps(asdict(results[-1])), file=sys.stderr, flush=True)  # kept should a later run not end
+    _remove_artifacts(service)  # the stored outputs of 10M rows take 40 GB: the next size needs the disk
     return results
 
 
-def _run_path(rows: int, path: str, service: Path, training: TrainConfig, written: float) -> SizeResult:
+def _remove_artifacts(service: Path) -> None:
+    for leftover in ("var", "artifacts"):
+        shutil.rmtree(service / leftover, ignore_errors=True)
+
+
+def _run_path(
+    rows: int, path: str, settings: dict[str, str], service: Path, training: TrainConfig, written: float
+) -> SizeResult:
     data = service / "data" / "scale"
     with (
-        real_stack(service, PATH_SETTINGS[path]) as stack,
+        real_stack(service, settings) as stack,
         PeakMemory({"api": stack.processes["api"].pid, "worker": stack.processes["worker"].pid}) as memory,
         FuseboxClient(stack.url, stack.api_key, timeout_s=JOB_TIMEOUT_S) as client,
     ):
