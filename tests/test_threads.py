@@ -18,11 +18,12 @@ from service.inference import runtime
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_START = """
 import worker.tasks  # connects the worker's signal receivers, as a starting worker imports it: first
-import os, torch
+import os, pyarrow, torch
 from celery.signals import worker_init
 from fusion.onnx_runtime import session_options
 worker_init.send(sender=None)
-print(torch.get_num_threads(), torch.get_num_interop_threads(), session_options().intra_op_num_threads)
+threads = torch.get_num_threads(), torch.get_num_interop_threads(), session_options().intra_op_num_threads
+print(*threads, pyarrow.cpu_count())
 print(os.environ["OMP_WAIT_POLICY"])
 """
 
@@ -30,7 +31,7 @@ print(os.environ["OMP_WAIT_POLICY"])
 @pytest.mark.parametrize(
     ("worker_threads", "omp_num_threads", "expected"), [("0", None, usable_cpus()), ("1", None, 1), ("0", "1", 1)]
 )
-def test_a_started_worker_runs_torch_and_onnx_runtime_on_its_budget_with_sleeping_threads(
+def test_a_started_worker_runs_torch_onnx_runtime_and_arrow_on_its_budget_with_sleeping_threads(
     tmp_path: Path, worker_threads: str, omp_num_threads: str | None, expected: int
 ) -> None:
     environment = {**os.environ, "FUSEBOX_VAR_DIR": str(tmp_path), "FUSEBOX_WORKER_THREADS": worker_threads}
@@ -42,7 +43,7 @@ def test_a_started_worker_runs_torch_and_onnx_runtime_on_its_budget_with_sleepin
         [sys.executable, "-c", WORKER_START], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
     )
     assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.split() == [str(expected), "1", str(expected), "PASSIVE"]
+    assert finished.stdout.split() == [str(expected), "1", str(expected), str(expected), "PASSIVE"]
 
 
 def test_engine_sessions_stay_within_the_budget_and_do_not_spin() -> None:

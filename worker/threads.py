@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import pyarrow as pa
 import torch
 
 from fusion.cpus import usable_cpus
@@ -19,10 +20,12 @@ from fusion.cpus import usable_cpus
 def apply_thread_budget(limit: int = 0) -> int:
     """Size this process's threads: the usable CPUs, at most `limit` (FUSEBOX_WORKER_THREADS; 0: none) and
     OMP_NUM_THREADS. Torch's inter-op pool gets one thread: the engine never runs operators side by side. ONNX Runtime
-    sessions the engine creates later read FUSEBOX_ORT_THREADS (fusion/onnx_runtime.py)."""
+    sessions the engine creates later read FUSEBOX_ORT_THREADS (fusion/onnx_runtime.py). Arrow, which decodes the
+    Parquet columns training streams, gets the budget too, not one thread per host core."""
     budget = usable_cpus(limit, _omp_num_threads())
     os.environ["FUSEBOX_ORT_THREADS"] = str(budget)
     torch.set_num_threads(budget)
+    pa.set_cpu_count(budget)
     # Settable once per process, before any inter-op work (even asking for the count starts the pool):
     # a prefork child finds it set by its parent.
     with contextlib.suppress(RuntimeError):
