@@ -35,9 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-if "--contended" in sys.argv:
-    import worker  # noqa: F401  (the worker's OpenMP wait policy: read once, when torch loads)
+import fusion  # noqa: E402, F401  (first: it sets torch's OpenMP wait policy, read once when torch loads)
 
+# isort: split
 import onnx  # noqa: E402
 import torch  # noqa: E402
 

@@ -24,6 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import fusion  # noqa: E402, F401  (first: it sets torch's OpenMP wait policy, read once when torch loads)
+
+# isort: split
 import httpx  # noqa: E402
 import torch  # noqa: E402
 

@@ -44,14 +44,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import fusion  # noqa: E402, F401  (first: it sets torch's OpenMP wait policy, read once when torch loads)
+
+# isort: split
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
 
 from bench.census_fusion import SOURCES, TRAINING  # noqa: E402
 from bench.local_service import census_job_spec, census_source_paths, upload_census_sources  # noqa: E402

@@ -24,14 +24,16 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import fusion  # noqa: F401  (first: it sets torch's OpenMP wait policy, read once when torch loads)
+
+# isort: split
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fusion.akf.pipeline import FusionData, FusionSettings, fuse
 from fusion.akf.sources import FusionSource
