@@ -27,8 +27,8 @@ FFN_MULTIPLIER = 2
 _STATE_COPIES = 6
 """Copies of each trained parameter: weights, gradient, Adam's two moments, the best epoch's weights, and
 the one a checkpoint serialises."""
-_BUFFER_COPIES = 3
-"""The shuffle buffer's chunks, their concatenation and its permuted copy exist together for a moment."""
+_BUFFER_COPIES = 2
+"""The shuffle buffer, and the chunk being copied into it (chunks are row groups: rarely larger than a buffer)."""
 
 
 @dataclass(frozen=True)

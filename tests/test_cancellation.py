@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fusion.akf.cache import ComponentCache
+from fusion.akf.components import ComponentRunner
 from fusion.akf.sources import FusionSource, plan_levels
 from fusion.data.census import CensusData
 from fusion.data.tables import FrameTable
@@ -27,8 +28,9 @@ def test_computing_component_outputs_stops_between_chunks(
 
     cache = ComponentCache(tmp_path / "cache", should_stop=stop_at_the_third_chunk)
     source = trained_sources[0]
+    runner = ComponentRunner(source, plan_levels(source, 3))
     with pytest.raises(Cancelled, match=source.name):
-        cache.outputs(source, plan_levels(source, 3), table)
+        cache.outputs(runner, table)
     assert len(asked) == 3, "asked before each chunk, and stopped at once"
     (entry,) = (tmp_path / "cache").iterdir()
     stored = sorted(path.name for path in entry.iterdir())
@@ -36,8 +38,6 @@ def test_computing_component_outputs_stops_between_chunks(
         "the two chunks before the stop, no scratch file, and no mark of a complete entry"
     )
 
-    finished = ComponentCache(tmp_path / "cache", should_stop=lambda: False).outputs(
-        source, plan_levels(source, 3), table
-    )
+    finished = ComponentCache(tmp_path / "cache", should_stop=lambda: False).outputs(runner, table)
     assert sum(len(finished.read(chunk).output) for chunk in table.chunks) == table.num_rows
     assert (entry / "complete").exists(), "the next pass finished what the stopped one began"

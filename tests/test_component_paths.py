@@ -35,7 +35,7 @@ def test_per_batch_outputs_equal_the_stored_ones(
     table = write_parquet(census_small.validation.head(1500), tmp_path / "data")
     runners = runners_of(trained_sources)
     cache = ComponentCache(tmp_path / "cache")
-    stored = SplitComponents(table, runners, [cache.outputs(r.source, r.plan, table) for r in runners])
+    stored = SplitComponents(table, runners, [cache.outputs(runner, table) for runner in runners])
     per_batch = SplitComponents(table, runners)
     assert stored.columns == [] and set(per_batch.columns) >= {"age", "education"}
     for chunk in table.chunks:
@@ -94,7 +94,7 @@ def test_float16_is_used_only_within_the_tolerance(
 
     table = splits["validation"]
     runner = runners[0]
-    half = ComponentCache(tmp_path / "half").outputs(runner.source, runner.plan, table, loose.dtype)
+    half = ComponentCache(tmp_path / "half").outputs(runner, table, loose.dtype)
     assert all(np.load(path).dtype == np.float16 for path in half.folder.glob("*.npy"))
     chunk = table.chunks[0]
     read, exact = half.read(chunk), runner(table.read(chunk, runner.source.columns))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fusion.akf.cache import ComponentCache
+from fusion.akf.components import ComponentRunner
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse
 from fusion.akf.sources import FusionSource, plan_levels
 from fusion.akf.validation import FusionInputError
@@ -171,40 +172,38 @@ def test_component_outputs_are_cached_across_runs(
     census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
     cache = ComponentCache(tmp_path / "cache")
-    source = trained_sources[0]
-    plan = plan_levels(source, 3)
-    first = cache.outputs(source, plan, census_small.validation)
+    runner = ComponentRunner(trained_sources[0], plan_levels(trained_sources[0], 3))
+    first = cache.outputs(runner, census_small.validation)
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1
     shards = {path: path.stat().st_mtime_ns for path in entries[0].glob("*.npy")}
-    second = cache.outputs(source, plan, census_small.validation)
+    second = cache.outputs(runner, census_small.validation)
     assert {path: path.stat().st_mtime_ns for path in entries[0].glob("*.npy")} == shards, "read, not computed again"
     chunk = first.table.chunks[0]
     assert all(np.array_equal(a, b) for a, b in zip(first.read(chunk).levels, second.read(chunk).levels, strict=True))
-    cache.outputs(source, plan, census_small.test)
+    cache.outputs(runner, census_small.test)
     assert len(list((tmp_path / "cache").iterdir())) == 2, "another data set is another entry"
 
 
 def test_component_cache_keeps_to_its_size_evicting_the_least_recently_used(
     census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
-    source = trained_sources[0]
-    plan = plan_levels(source, 3)
+    runner = ComponentRunner(trained_sources[0], plan_levels(trained_sources[0], 3))
     frames = [census_small.validation.iloc[start : start + 500] for start in (0, 500, 1000)]
     probe = ComponentCache(tmp_path / "probe")
-    probe.outputs(source, plan, frames[0])
+    probe.outputs(runner, frames[0])
     (entry,) = (tmp_path / "probe").iterdir()
     entry_bytes = sum(f.stat().st_size for f in entry.iterdir())
 
     root = tmp_path / "cache"
     cache = ComponentCache(root, max_bytes=2 * entry_bytes)
-    first = cache.outputs(source, plan, frames[0])
-    cache.outputs(source, plan, frames[1])
+    first = cache.outputs(runner, frames[0])
+    cache.outputs(runner, frames[1])
     time.sleep(0.05)  # folder times order the entries
-    again = cache.outputs(source, plan, frames[0])  # read: now the most recently used
+    again = cache.outputs(runner, frames[0])  # read: now the most recently used
     assert np.array_equal(again.read(again.table.chunks[0]).output, first.read(first.table.chunks[0]).output)
     names = {folder.name for folder in root.iterdir()}
-    cache.outputs(source, plan, frames[2])  # a third entry does not fit: the least recently used goes
+    cache.outputs(runner, frames[2])  # a third entry does not fit: the least recently used goes
     remaining = {folder.name for folder in root.iterdir()}
     assert len(remaining) == 2 and len(remaining - names) == 1
     evicted = names - remaining

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusion.akf.cache import ComponentCache
+from fusion.akf.components import ComponentRunner
 from fusion.akf.pipeline import FusionData, FusionSettings, fuse
 from fusion.akf.sources import FusionSource, plan_levels
 from fusion.akf.validation import FusionInputError
@@ -48,18 +49,17 @@ def test_streamed_frozen_fusion_matches_the_in_memory_path(
 def test_component_output_shards_follow_the_table_order(
     census_small: CensusData, trained_sources: list[FusionSource], tmp_path: Path
 ) -> None:
-    source = trained_sources[0]
-    plan = plan_levels(source, 3)
+    runner = ComponentRunner(trained_sources[0], plan_levels(trained_sources[0], 3))
     frame = census_small.validation.head(1500)
-    whole = ComponentCache(tmp_path / "whole").outputs(source, plan, FrameTable(frame, chunk_rows=5000))
+    whole = ComponentCache(tmp_path / "whole").outputs(runner, FrameTable(frame, chunk_rows=5000))
     table = write_parquet(frame, tmp_path / "pq", row_group_size=250)
-    chunked = ComponentCache(tmp_path / "chunked").outputs(source, plan, table)
+    chunked = ComponentCache(tmp_path / "chunked").outputs(runner, table)
     assert len(list(chunked.folder.glob("shard-*.levels.npy"))) == len(chunked.table.chunks) == 6
     (only,) = whole.table.chunks
     expected = whole.read(only)
     parts = [chunked.read(chunk) for chunk in chunked.table.chunks]
     for level, values in enumerate(expected.levels):
-        assert values.shape == (len(frame), plan.widths[level])
+        assert values.shape == (len(frame), runner.plan.widths[level])
         np.testing.assert_allclose(np.concatenate([part.levels[level] for part in parts]), values, atol=1e-6)
     np.testing.assert_allclose(np.concatenate([part.output for part in parts]), expected.output, atol=1e-6)
 

@@ -117,18 +117,14 @@ class ComponentCache:
         self.should_stop = should_stop
         """Asked between chunks: a cancelled job stops within one chunk, not after a pass over all rows."""
 
-    def outputs(
-        self,
-        source: FusionSource,
-        plan: LevelPlan,
-        data: Table | pd.DataFrame,
-        dtype: np.dtype = FLOAT32,
-    ) -> StoredOutputs:
+    def outputs(self, runner: ComponentRunner, data: Table | pd.DataFrame, dtype: np.dtype = FLOAT32) -> StoredOutputs:
+        """The runner's outputs on `data`, computed into the cache unless an entry holds them. The caller's
+        runner computes every split, so that one ONNX Runtime session per model serves the whole pass."""
         if self.root is None:
             raise ValueError("a ComponentCache without a root folder stores nothing; use component_store()")
         table = as_table(data)
-        folder = self.root / _key(source, plan, table, dtype)
-        runner = ComponentRunner(source, plan)
+        source = runner.source
+        folder = self.root / _key(source, runner.plan, table, dtype)
         stored = StoredOutputs(folder, runner, table)
         if (folder / _COMPLETE).exists():
             try:

@@ -47,6 +47,12 @@ class ComponentRunner:
         """The outputs for the rows of `frame`, which holds at least the source's input columns."""
         return component_outputs(self.session, self.source, self.plan, frame)
 
+    def release(self) -> None:
+        """Drop the session (a later call makes a new one). ONNX Runtime's memory arena keeps what the
+        largest run needed for as long as its session lives: with the four Census sources, about 1 GB that
+        training, which reads stored outputs, would otherwise carry."""
+        self.__dict__.pop("session", None)
+
 
 def component_outputs(
     session: ort.InferenceSession, source: FusionSource, plan: LevelPlan, frame: pd.DataFrame

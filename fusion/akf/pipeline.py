@@ -131,6 +131,9 @@ def fuse(
         )
         stage("computing source model outputs")
         components = {split: _split_components(choice, store, runners, table) for split, table in splits.items()}
+        if choice.path == ComponentPath.STORED:
+            for runner in runners:
+                runner.release()
         components_line = _components_line(choice, components, store is cache)
         outputs = {split: components[split].source_outputs() for split in scored}
         source_scores = _source_scores(tasks, sources, outputs, labels)
@@ -311,7 +314,7 @@ def _split_components(
 ) -> SplitComponents:
     if choice.path == ComponentPath.PER_BATCH:
         return SplitComponents(table, runners)
-    stored = [store.outputs(r.source, r.plan, table, choice.dtype) for r in runners]
+    stored = [store.outputs(runner, table, choice.dtype) for runner in runners]
     return SplitComponents(table, runners, stored)
 
 

@@ -9,7 +9,7 @@ epoch, and the same (seed, epoch) replays the same batches (which is how a resum
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,28 +62,30 @@ def table_source(
 
 
 def shuffled_batches(source: ChunkSource, batch_size: int, buffer_rows: int, seed: int, epoch: int) -> Iterator[Batch]:
-    """One epoch of batches in an order fixed by (seed, epoch). At most about one buffer (buffer_rows
-    plus one chunk) is held: chunks are moved into the shuffled buffer one by one and freed, and batches
-    are copies, so that the last one a caller still holds does not keep the whole buffer alive while the
-    next one fills (with wide rows, 4 KB each, a buffer is half a gigabyte)."""
+    """One epoch of batches in an order fixed by (seed, epoch). Each chunk is copied into one buffer of
+    `buffer_rows` rows as it loads, and dropped; a full buffer is read out in a permuted order, a batch at
+    a time, and the rows short of a full batch move to its front. So what is held is the buffer and the
+    chunk being copied in (with 4 KB rows, a buffer is half a gigabyte: holding the chunks and a permuted
+    copy beside it, as a concatenation would, doubles that). Batches are gathered copies, so that the
+    last one a caller still holds keeps nothing else alive."""
     rng = np.random.default_rng([seed, epoch])
     buffer_rows = max(buffer_rows, batch_size)
-    pending: list[Batch] = []
-    pending_rows = 0
+    buffer: Batch | None = None
+    filled = 0
     for index in rng.permutation(len(source.chunks)):
-        pending.append(source.load(source.chunks[index]))
-        pending_rows += num_rows(pending[-1][0])
-        if pending_rows < buffer_rows:
-            continue
-        shuffled = _shuffled(pending, rng)
-        full = pending_rows - pending_rows % batch_size
-        if full < pending_rows:  # carried over as a copy: a view would keep the whole buffer
-            pending.append(_copy(_rows(shuffled, slice(full, pending_rows))))
-        pending_rows -= full
-        yield from _cut_copies(shuffled, full, batch_size)
-        del shuffled
-    if pending:
-        yield from _cut_copies(_shuffled(pending, rng), pending_rows, batch_size)
+        chunk = source.load(source.chunks[index])
+        rows, start = num_rows(chunk[0]), 0
+        if buffer is None:
+            buffer = _empty_like(chunk, buffer_rows)
+        while start < rows:
+            taken = min(rows - start, buffer_rows - filled)
+            _copy_into(buffer, filled, _rows(chunk, slice(start, start + taken)))
+            filled, start = filled + taken, start + taken
+            if filled == buffer_rows:
+                filled = yield from _read_out(buffer, filled, batch_size, rng, keep_partial=True)
+        del chunk
+    if buffer is not None and filled:
+        yield from _read_out(buffer, filled, batch_size, rng, keep_partial=False)
 
 
 def sequential_batches(source: ChunkSource, batch_size: int) -> Iterator[Batch]:
@@ -93,38 +95,49 @@ def sequential_batches(source: ChunkSource, batch_size: int) -> Iterator[Batch]:
         yield from _cut(batch, num_rows(batch[0]), batch_size)
 
 
-def _shuffled(parts: list[Batch], rng: np.random.Generator) -> Batch:
-    """The rows of `parts`, concatenated, in the order of rng.permutation(rows): each part is copied to its
-    rows' places in one new buffer and dropped from `parts` (which ends empty), so the concatenation is
-    never held beside the buffer."""
-    total = sum(num_rows(part[0]) for part in parts)
-    destination = torch.from_numpy(np.argsort(rng.permutation(total)))  # where each concatenated row goes
-    features = {name: torch.empty((total, *t.shape[1:]), dtype=t.dtype) for name, t in parts[0][0].items()}
-    labels = {name: torch.empty((total, *t.shape[1:]), dtype=t.dtype) for name, t in parts[0][1].items()}
-    start = 0
-    while parts:
-        part_features, part_labels = parts.pop(0)
-        rows = destination[start : start + num_rows(part_features)]
-        for table, part in ((features, part_features), (labels, part_labels)):
-            for name, values in part.items():
-                table[name].index_copy_(0, rows, values)
-        start += len(rows)
-    return features, labels
+def _empty_like(batch: Batch, rows: int) -> Batch:
+    """Uninitialised tables of `rows` rows with the tensors, dtypes and row shapes of `batch`."""
+    features, labels = batch
+    return (
+        {name: torch.empty((rows, *t.shape[1:]), dtype=t.dtype) for name, t in features.items()},
+        {name: torch.empty((rows, *t.shape[1:]), dtype=t.dtype) for name, t in labels.items()},
+    )
+
+
+def _copy_into(buffer: Batch, at: int, part: Batch) -> None:
+    for table, values in zip(buffer, part, strict=True):
+        for name, tensor in values.items():
+            table[name][at : at + len(tensor)].copy_(tensor)
+
+
+def _read_out(
+    buffer: Batch, filled: int, batch_size: int, rng: np.random.Generator, *, keep_partial: bool
+) -> Generator[Batch, None, int]:
+    """Batches of the buffer's first `filled` rows in a permuted order. With `keep_partial`, the rows
+    short of a full batch are moved to the buffer's front (their count is returned) for the next fill."""
+    order = torch.from_numpy(rng.permutation(filled))
+    full = filled - filled % batch_size if keep_partial else filled
+    for start in range(0, full, batch_size):
+        yield _gathered(buffer, order[start : start + batch_size])
+    left = order[full:]
+    if len(left):
+        _copy_into(buffer, 0, _gathered(buffer, left))
+    return len(left)
+
+
+def _gathered(batch: Batch, rows: torch.Tensor) -> Batch:
+    """The rows, as tensors of their own."""
+    features, labels = batch
+    return (
+        {name: t.index_select(0, rows) for name, t in features.items()},
+        {name: t.index_select(0, rows) for name, t in labels.items()},
+    )
 
 
 def _rows(batch: Batch, rows: torch.Tensor | slice) -> Batch:
     return take(batch[0], rows), take(batch[1], rows)
 
 
-def _copy(batch: Batch) -> Batch:
-    return {n: t.clone() for n, t in batch[0].items()}, {n: t.clone() for n, t in batch[1].items()}
-
-
 def _cut(batch: Batch, rows: int, batch_size: int) -> Iterator[Batch]:
     for start in range(0, rows, batch_size):
         yield _rows(batch, slice(start, min(start + batch_size, rows)))
-
-
-def _cut_copies(batch: Batch, rows: int, batch_size: int) -> Iterator[Batch]:
-    for part in _cut(batch, rows, batch_size):
-        yield _copy(part)
