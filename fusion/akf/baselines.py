@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
 from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
 from fusion.data.tables import Table, as_table, read_head
+from fusion.task_types import TaskType
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
 from fusion.zoo import build_multitask_model, schema_source, train_model
+from fusion.zoo.layers import TaskHead
+
+PRIOR_ROWS = 100_000
+"""Training rows a binary task's label rate is read from, to start its head at."""
 
 
 @dataclass
@@ -72,6 +80,7 @@ def train_baseline(
     tables = {split: as_table(data) for split, data in splits.items()}  # benches hand in frames
     schema = baseline_schema(sources, tables)
     model = build_multitask_model(kind, schema, tasks)
+    start_at_label_rates(model, tasks, tables["train"])
     training = train_model(
         model, tasks, tables["train"], tables["validation"], schema, config, should_cancel=should_cancel
     )
@@ -87,3 +96,21 @@ def train_baseline(
         training=training,
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
     )
+
+
+def start_at_label_rates(model: nn.Module, tasks: list[Task], train: Table) -> None:
+    """Each binary task's head starts at the log-odds of its label's rate on the first training rows, not
+    at even odds. With rare positives (Census income: 6%) the first steps from even odds push every weight
+    down in proportion to its input, and inputs are larger for the positives: MMoE, PLE and Shared-Bottom
+    ranked them last for a while (income test AUC 0.21 to 0.31 after one epoch of 20k rows), and a small
+    job's early stopping could keep such an epoch."""
+    binary = [task for task in tasks if task.type == TaskType.BINARY]
+    if not binary:
+        return
+    labels = read_head(train, list(dict.fromkeys(task.label for task in binary)), PRIOR_ROWS)
+    heads = [module for module in model.modules() if isinstance(module, TaskHead)]
+    for head in heads:
+        if head.task.type == TaskType.BINARY:
+            rate = min(max(float(labels[head.task.label].mean()), 1e-4), 1 - 1e-4)
+            with torch.no_grad():
+                head.linear.bias.fill_(math.log(rate / (1 - rate)))
