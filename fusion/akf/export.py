@@ -24,6 +24,7 @@ from fusion.akf.model import AKFusion
 from fusion.akf.simplify import share_common_work
 from fusion.akf.sources import FusionSource, LevelPlan
 from fusion.intake import ModelSignature
+from fusion.intake.runtime import known_shapes
 from fusion.spec import Strategy
 from fusion.supported_ops import ML_DOMAIN
 from fusion.tasks import Task, TaskType
@@ -53,8 +54,10 @@ def export_fused(fusion: AKFusion, plan: ExportPlan) -> onnx.ModelProto:
         graph.add_source(_at_opset(source.model, opset), f"s{i}/", plan.finetuned_weights.get(i))
     head_inputs = {}
     for i, (source, level_plan) in enumerate(zip(plan.sources, plan.plans, strict=True)):
+        flat = _two_dimensional(source.model)
         for level, tensor in enumerate(level_plan.tensors):
-            head_inputs[_head_level_input(i, level)] = graph.flattened(f"s{i}/{tensor}")
+            name = f"s{i}/{tensor}"
+            head_inputs[_head_level_input(i, level)] = name if tensor in flat else graph.flattened(name)
         head_inputs[_head_output_input(i)] = f"s{i}/{source.signature.output_name}"
     graph.add_head(head, head_inputs)
     if plan.strategy != Strategy.FROZEN:
@@ -129,6 +132,13 @@ def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return onnx.version_converter.convert_version(model, opset)
 
 
+def _two_dimensional(model: onnx.ModelProto) -> set[str]:
+    """Tensors that shape inference declares [batch, width]: the AKF graph reads them as they are. A Flatten
+    of them would copy them (ONNX Runtime cannot alias a tensor that the source's next layer reads too)."""
+    shapes = known_shapes(onnx.shape_inference.infer_shapes(model).graph)
+    return {name for name, dims in shapes.items() if len(dims) == 2}
+
+
 def _union_inputs(sources: list[FusionSource]) -> list[onnx.ValueInfoProto]:
     inputs: dict[str, onnx.ValueInfoProto] = {}
     for source in sources:
@@ -191,7 +201,11 @@ class _Assembly:
     def inject(self, tensor: str, injection: str) -> None:
         """Make every reader of `tensor`, except the AKF graph itself, read tensor + injection."""
         shape, reshaped, injected = f"{tensor}/shape", f"{injection}/reshaped", f"{tensor}/injected"
-        readers = [node for node in self.nodes if tensor in node.input and node.name != f"{tensor}/flat"]
+        readers = [
+            node
+            for node in self.nodes
+            if tensor in node.input and not node.name.startswith("akf/") and node.name != f"{tensor}/flat"
+        ]
         for node in readers:
             node.input[:] = [injected if name == tensor else name for name in node.input]
         self.nodes += [
