@@ -69,7 +69,7 @@ def shuffled_batches(source: ChunkSource, batch_size: int, buffer_rows: int, see
     copy beside it, as a concatenation would, doubles that). Batches are gathered copies, so that the
     last one a caller still holds keeps nothing else alive."""
     rng = np.random.default_rng([seed, epoch])
-    buffer_rows = max(buffer_rows, batch_size)
+    buffer_rows = min(max(buffer_rows, batch_size), max(source.rows, 1))  # no larger than the data
     buffer: Batch | None = None
     filled = 0
     for index in rng.permutation(len(source.chunks)):
