@@ -119,6 +119,7 @@ def main() -> None:
                 f"trained on {len(fusion_rows):,} fusion rows; answered by {answered}; "
                 f"fused head validation/test AUC {head}; "
                 f"best epoch {result.report.best_epoch}/{result.report.epochs_run}; "
+                f"seen-rows warnings {len(result.report.seen_rows_warnings)}; "
                 f"export max abs diff {result.report.export_max_abs_diff:.1e}")
         )  # fmt: skip
     for kind in ("mmoe", "ple"):
