@@ -31,7 +31,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import fusion  # noqa: E402, F401  (first: it sets torch's OpenMP wait policy, read once when torch loads)
 
+# isort: split
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -149,8 +151,8 @@ def _split_training(train: pd.DataFrame, fusion_fraction: float) -> tuple[pd.Dat
         raise SystemExit(f"--fusion-fraction must be between 0 and 1 (exclusive), not {fusion_fraction}")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(train))
     fusion_count = round(len(train) * fusion_fraction)
-    fusion, source = order[:fusion_count], order[fusion_count:]
-    return train.iloc[source].reset_index(drop=True), train.iloc[fusion].reset_index(drop=True)
+    held_out, kept = order[:fusion_count], order[fusion_count:]
+    return train.iloc[kept].reset_index(drop=True), train.iloc[held_out].reset_index(drop=True)
 
 
 def _boosted(
