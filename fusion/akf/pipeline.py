@@ -143,7 +143,7 @@ def fuse(
         source_scores = _source_scores(
             tasks, sources, {**outputs, "train": sample_outputs}, {**labels, "train": sample_labels}
         )
-        seen_warnings = seen_rows_warnings(tasks, sources, source_scores, len(sample_labels))
+        seen_warnings = seen_rows_warnings(tasks, sources, source_scores, sample_labels, labels["validation"])
 
         layout = _layout(tasks, sources, plans)
         torch.manual_seed(settings.training.seed)

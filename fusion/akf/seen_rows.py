@@ -27,9 +27,13 @@ that matter."""
 SEEN_ERROR_RATIO = 0.7
 """Warn when a source's error on the training rows (1 - AUC, 1 - accuracy, or RMSE) is below this share
 of its error on the validation rows. A model that never saw either set scores both alike up to sampling
-noise (a few percent of the error at these sizes); an early-stopped neural network trained on the rows is
-usually within 10-20%; a boosted ensemble trained on them typically has well under half its validation
-error there. 0.7 sits between the last two: it flags models that memorised the rows, not mild fitting."""
+noise; an early-stopped neural network trained on the rows is usually within 10-20%; a boosted ensemble
+trained on them typically has well under half its validation error there. 0.7 sits between the last two:
+it flags models that memorised the rows, not mild fitting."""
+SEEN_STANDARD_ERRORS = 3.0
+"""...and only when the gap is also this many standard errors of the two estimates: on small or skewed
+samples the metric itself moves that much (an unseen MLP scored 0.965 AUC on 1,000 Census rows, with 60
+positives among them, against 0.941 on validation: one and a half standard errors)."""
 
 
 def training_sample(
@@ -54,21 +58,42 @@ def training_sample(
 
 
 def seen_rows_warnings(
-    tasks: list[Task], sources: list[FusionSource], scores: list[Score], sample_rows: int
+    tasks: list[Task],
+    sources: list[FusionSource],
+    scores: list[Score],
+    sample_labels: pd.DataFrame,
+    validation_labels: pd.DataFrame,
 ) -> list[str]:
-    """A line for each source (scored in `scores`, in order) whose score on the first `sample_rows`
-    training rows says it has been trained on them, with what to change."""
+    """A line for each source (scored in `scores`, in order) whose score on the training rows of
+    `sample_labels` says it has been trained on them, with what to change."""
     by_name = {task.name: task for task in tasks}
     warnings = []
     for source, score in zip(sources, scores, strict=True):
         task = by_name[source.task]
-        if looks_seen(task, score):
+        labels = (
+            sample_labels[task.label].to_numpy(dtype=np.float64),
+            validation_labels[task.label].to_numpy(np.float64),
+        )
+        if looks_seen(task, score, *labels):
             warnings.append(
-                f"source {source.name}: {task.metric_name} {score.train:.4f} on the first {sample_rows:,} training "
-                f"rows vs {score.validation:.4f} on validation - it has likely been trained on these rows, so the "
-                f"fusion learns to trust it too much; fuse on rows the sources did not see (a held-out slice)"
+                f"source {source.name}: {task.metric_name} {score.train:.4f} on the first {len(sample_labels):,} "
+                f"training rows vs {score.validation:.4f} on validation - it has likely been trained on these "
+                f"rows, so the fusion learns to trust it too much; fuse on rows the sources did not see (a "
+                f"held-out slice)"
             )
     return warnings
+
+
+def looks_seen(task: Task, score: Score, train_labels: np.ndarray, validation_labels: np.ndarray) -> bool:
+    """Whether `score.train` (on rows labelled `train_labels`) is so much better than `score.validation`
+    (on `validation_labels`) that the source was trained on those rows."""
+    if score.train is None or not (math.isfinite(score.train) and math.isfinite(score.validation)):
+        return False
+    train, validation = _error(task, score.train), _error(task, score.validation)
+    noise = math.hypot(
+        _standard_error(task, score.train, train_labels), _standard_error(task, score.validation, validation_labels)
+    )
+    return train < SEEN_ERROR_RATIO * validation and validation - train > SEEN_STANDARD_ERRORS * noise
 
 
 def _error(task: Task, metric: float) -> float:
@@ -76,8 +101,20 @@ def _error(task: Task, metric: float) -> float:
     return -metric if task.type == TaskType.REGRESSION else 1.0 - metric
 
 
-def looks_seen(task: Task, score: Score) -> bool:
-    """Whether `score.train` is so much better than `score.validation` that the rows were trained on."""
-    if score.train is None or not (math.isfinite(score.train) and math.isfinite(score.validation)):
-        return False
-    return _error(task, score.train) < SEEN_ERROR_RATIO * _error(task, score.validation)
+def _standard_error(task: Task, metric: float, labels: np.ndarray) -> float:
+    """The metric's sampling standard error on rows with these labels: Hanley and McNeil's for AUC, the
+    binomial one for accuracy, RMSE / sqrt(2n) for RMSE (normal residuals)."""
+    labels = labels[~np.isnan(labels)]
+    rows = max(len(labels), 1)
+    if task.type == TaskType.REGRESSION:
+        return -metric / math.sqrt(2 * rows)
+    if task.type == TaskType.MULTICLASS:
+        return math.sqrt(max(metric * (1 - metric), 0.0) / rows)
+    positives = int((labels > 0.5).sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return math.inf
+    auc = metric
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    return math.sqrt(max(variance, 0.0) / (positives * negatives))
