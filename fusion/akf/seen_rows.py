@@ -1,11 +1,11 @@
 """Has a source model been trained on the fusion's training rows?
 
 Fusion learns how far to trust each source from the sources' outputs on its training rows. A model scores
-the rows it was trained on far better than rows it never saw (boosted trees most of all: their training
-AUC is often near 1), so a fusion trained there learns to trust it much more than it deserves, and then
-loses to that model on new rows: the stacking problem. Each source is therefore also scored on the first
-training rows and compared with its validation score; a large gap gets a warning in the report that says
-to fuse on rows the sources did not see.
+the rows it was trained on far better than rows it never saw (boosted trees most of all: on Census income,
+LightGBM's AUC is 0.971 on its training rows and 0.954 on validation), so a fusion trained there learns to
+trust it much more than it deserves, and then loses to that model on new rows: the stacking problem. Each
+source is therefore also scored on the first training rows and compared with its validation score; a
+large gap gets a warning in the report that says to fuse on rows the sources did not see.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ TRAIN_SAMPLE_ROWS = 200_000
 """Training rows each source is scored on: the first ones of the stream, so memory stays bounded (a few
 outputs a row) however large the table; at this size the metric's sampling error is far below the gaps
 that matter."""
-SEEN_ERROR_RATIO = 0.7
+SEEN_ERROR_RATIO = 0.8
 """Warn when a source's error on the training rows (1 - AUC, 1 - accuracy, or RMSE) is below this share
-of its error on the validation rows. A model that never saw either set scores both alike up to sampling
-noise; an early-stopped neural network trained on the rows is usually within 10-20%; a boosted ensemble
-trained on them typically has well under half its validation error there. 0.7 sits between the last two:
-it flags models that memorised the rows, not mild fitting."""
+of its error on the validation rows. Measured on Census (bench/census_trees.py's sources, trained on 150k
+rows and early-stopped on validation): on rows they never saw every source's ratio is 1.00-1.01; on their
+own training rows the MLP's is 0.95, the DeepFM's 0.93, XGBoost's 0.72 and LightGBM's 0.63. 0.8 flags the
+boosted models and leaves the neural networks' mild fitting alone."""
 SEEN_STANDARD_ERRORS = 3.0
 """...and only when the gap is also this many standard errors of the two estimates: on small or skewed
 samples the metric itself moves that much (an unseen MLP scored 0.965 AUC on 1,000 Census rows, with 60
