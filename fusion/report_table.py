@@ -19,19 +19,22 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def format_report_table(report: Mapping[str, Any]) -> str:
     """A fusion report as FusionReport.to_dict() writes it (and a job's `report` carries it): one row
-    per task and model with its validation and test metric, then a summary line and any notes."""
+    per task and model with its validation and test metric (and, for source models, the metric on the
+    first training rows), then a summary line, any warnings and any notes."""
     rows = []
     for task in report["tasks"]:
         name, metric = task["task"], task["metric"]
         scored = [(f"source {source}", score) for source, score in task["sources"].items()]
         scored += [(f"baseline {baseline}", score) for baseline, score in task["baselines"].items()]
         scored.append(("fused head", task["fused"]))
-        rows += [(name, model, metric, score["validation"], score["test"], "") for model, score in scored]
+        rows += [
+            (name, model, metric, score["validation"], score["test"], score.get("train"), "") for model, score in scored
+        ]
         answered_by = task["answered_by"]
         mark = "fused head" if answered_by == "fused" else f"{answered_by} (fallback)"
         exported = task["exported"]
-        rows.append((name, "exported model", metric, exported["validation"], exported["test"], mark))
-    table = format_table(("task", "model", "metric", "validation", "test", "answered by"), rows)
+        rows.append((name, "exported model", metric, exported["validation"], exported["test"], None, mark))
+    table = format_table(("task", "model", "metric", "validation", "test", "train", "answered by"), rows)
     summary = (
         f"strategy {report['strategy']}: best epoch {report['best_epoch']} of {report['epochs_run']}, "
         f"training {report['training_seconds']:.1f}s ({report['rows_per_second']:,.0f} rows/s), "
@@ -39,7 +42,8 @@ def format_report_table(report: Mapping[str, Any]) -> str:
         f"parameters trainable {report['trainable_parameters']:,} / total {report['total_parameters']:,}, "
         f"export max abs diff {report['export_max_abs_diff']:.1e}"
     )
-    return "\n".join([table, summary, *report.get("notes", [])])
+    warnings = [f"warning: {line}" for line in report.get("seen_rows_warnings", [])]
+    return "\n".join([table, summary, *warnings, *report.get("notes", [])])
 
 
 def _cell(value: object) -> str:

@@ -24,6 +24,7 @@ from fusion.akf.components import ComponentRunner
 from fusion.akf.export import ExportPlan, export_fused
 from fusion.akf.model import AKFConfig, AKFusion, FusionLayout, SourceSlot
 from fusion.akf.report import FusionReport, Score, TaskReport
+from fusion.akf.seen_rows import seen_rows_warnings, training_sample
 from fusion.akf.sources import FusionSource, LevelPlan, plan_levels, with_stage_groups
 from fusion.akf.strategies import AdaptiveFusion, FrozenFusion, frozen_source, raw_source
 from fusion.akf.validation import check_fusion_inputs
@@ -116,7 +117,8 @@ def fuse(
     splits = data.tables()
     check_fusion_inputs(tasks, sources, splits)
     scored = {split: table for split, table in splits.items() if split != "train"}
-    labels = {split: read_all(table, list(dict.fromkeys(t.label for t in tasks))) for split, table in scored.items()}
+    label_columns = list(dict.fromkeys(t.label for t in tasks))
+    labels = {split: read_all(table, label_columns) for split, table in scored.items()}
 
     stage("planning fusion levels")
     sources = [with_stage_groups(source, settings.akf.levels) for source in sources]
@@ -136,7 +138,12 @@ def fuse(
                 runner.release()
         components_line = _components_line(choice, components, store is cache)
         outputs = {split: components[split].source_outputs() for split in scored}
-        source_scores = _source_scores(tasks, sources, outputs, labels)
+        # The sources also on the first training rows: far better there than on validation means seen rows.
+        sample_outputs, sample_labels = training_sample(components["train"], label_columns)
+        source_scores = _source_scores(
+            tasks, sources, {**outputs, "train": sample_outputs}, {**labels, "train": sample_labels}
+        )
+        seen_warnings = seen_rows_warnings(tasks, sources, source_scores, sample_labels, labels["validation"])
 
         layout = _layout(tasks, sources, plans)
         torch.manual_seed(settings.training.seed)
@@ -205,6 +212,7 @@ def fuse(
         export_max_abs_diff=export_difference,
         component_outputs=components_line,
         baseline_failures=baseline_failures,
+        seen_rows_warnings=seen_warnings,
         notes=[f"baseline {kind} failed, left out of the report: {why}" for kind, why in baseline_failures.items()],
     )
     return FusionResult(model=exported, report=report)
@@ -346,7 +354,7 @@ def _score(task: Task, predictions: dict[str, np.ndarray], labels: dict[str, pd.
         split: task_metric(task, predictions[split], frame[task.label].to_numpy(dtype=np.float64))
         for split, frame in labels.items()
     }
-    return Score(validation=metrics["validation"], test=metrics.get("test"))
+    return Score(validation=metrics["validation"], test=metrics.get("test"), train=metrics.get("train"))
 
 
 def _source_scores(

@@ -13,6 +13,9 @@ from fusion.report_table import format_report_table
 class Score:
     validation: float
     test: float | None = None
+    train: float | None = None
+    """Source models only: the metric on the first fusion training rows (seen_rows.py), to compare with
+    `validation`: far better there means the source has been trained on those rows."""
 
 
 @dataclass
@@ -55,6 +58,9 @@ class FusionReport:
     """Where the source components' outputs were kept during the job, and their size."""
     baseline_failures: dict[str, str] = field(default_factory=dict)
     """Baselines that could not be trained -> why; the fused model is exported all the same."""
+    seen_rows_warnings: list[str] = field(default_factory=list)
+    """One line per source model that scores the fusion's training rows far better than the validation
+    rows (it has likely been trained on them), saying what to change."""
     notes: list[str] = field(default_factory=list)
 
     @property

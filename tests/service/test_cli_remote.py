@@ -107,7 +107,7 @@ def test_fuse_wait_shows_progress_then_the_report(cli_job: CliJob) -> None:
     assert f"epoch 1/{EPOCHS}: train loss" in err and "income" in err
     assert "[" in err and "%" in err and err.rstrip().endswith("succeeded")
     table = out.splitlines()
-    assert table[0].split() == ["task", "model", "metric", "validation", "test", "answered", "by"]
+    assert table[0].split() == ["task", "model", "metric", "validation", "test", "train", "answered", "by"]
     assert sum("exported model" in line for line in table) == 2
     assert f"deployed as {JOB_NAME} version 1: /v2/models/{JOB_NAME}/versions/1/infer" in out
 

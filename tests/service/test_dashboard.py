@@ -235,6 +235,10 @@ def _check_report(page: Page, report: dict) -> None:
         assert row.locator("td").nth(3).inner_text() == f"{score['validation']:.4f}"
         if kind == "fallback":
             assert "fallback" in row.inner_text()
+        if kind == "source":  # scored on the fusion's training rows too, beside validation
+            assert f"{score['train']:.4f}" in row.inner_text()
+    warnings = page.locator("p.seen-rows-warning").all_text_contents()
+    assert warnings == [f"warning: {line}" for line in report["seen_rows_warnings"]]
 
     bars = page.locator("svg.bar-chart rect[data-kind]")
     assert bars.count() == len(expected)

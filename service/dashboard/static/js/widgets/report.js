@@ -32,13 +32,19 @@ export function reportRows(task) {
 export function reportTable(report) {
   const rows = report.tasks.flatMap((task) => reportRows(task).map((row) => ({ task, ...row })));
   const hasTest = rows.some((row) => row.score.test !== null && row.score.test !== undefined);
-  const headings = ["task", "model", "kind", "validation", ...(hasTest ? ["test"] : []), ""];
+  // Source models are also scored on the first training rows: far better there than on validation means
+  // they were trained on them (the report's warnings say so).
+  const hasTrain = rows.some((row) => row.score.train !== null && row.score.train !== undefined);
+  const headings = [
+    "task", "model", "kind", "validation", ...(hasTest ? ["test"] : []), ...(hasTrain ? ["train"] : []), "",
+  ];
   const cells = rows.map(({ task, model, kind, score, note }) => [
     task.task,
     model,
     h("span", { class: `kind ${kind}` }, kind),
     metric(score.validation),
     ...(hasTest ? [metric(score.test)] : []),
+    ...(hasTrain ? [kind === "source" ? metric(score.train) : ""] : []),
     note ?? "",
   ]);
   const element = table(headings, cells, (i) => ({
@@ -50,7 +56,11 @@ export function reportTable(report) {
   const failed = Object.entries(report.baseline_failures ?? {}).map(([kind, why]) =>
     h("p", { class: "muted baseline-failure", dataset: { baseline: kind } }, `baseline ${kind} failed: ${why}`),
   );
-  return h("div", { class: "table-wrap" }, element, h("p", { class: "muted" }, summary(report)), ...failed);
+  const warnings = (report.seen_rows_warnings ?? []).map((line) =>
+    h("p", { class: "seen-rows-warning" }, `warning: ${line}`),
+  );
+  const described = [h("p", { class: "muted" }, summary(report)), ...warnings, ...failed];
+  return h("div", { class: "table-wrap" }, element, ...described);
 }
 
 export function reportChart(report) {
