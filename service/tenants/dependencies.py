@@ -11,6 +11,7 @@ time): inference requests then cost no database round trip and hold no pooled co
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -41,18 +42,23 @@ async def current_tenant(
     return await authenticated_tenant(None if credentials is None else credentials.credentials)
 
 
-async def authenticated_tenant(key: str | None) -> str:
-    """The tenant whose key this is; 401 without a key, or with one that is unknown or revoked."""
+async def authenticated_tenant(
+    key: str | None, missing: str = MISSING_KEY, refuse: Callable[[str], Exception] | None = None
+) -> str:
+    """The tenant whose key this is; without a key, or with one that is unknown or revoked, `refuse(message)`
+    is raised (by default an HTTP 401). The gRPC service passes its own refusal, and says how its clients
+    send a key (`missing`)."""
+    refusal = refuse or _unauthorized
     if key is None:
-        raise _unauthorized(MISSING_KEY)
+        raise refusal(missing)
     tenant_id = await tenant_of_key(key)
     if tenant_id is None:
-        raise _unauthorized(INVALID_KEY)
+        raise refusal(INVALID_KEY)
     return tenant_id
 
 
 async def tenant_of_key(key: str) -> str | None:
-    """The tenant whose API key this is, None for no valid key: for HTTP routes and the gRPC service alike."""
+    """The tenant whose API key this is, None for no valid key."""
     digest = hash_key(key)
     known = _valid_keys.get(digest)
     if known is not None and known[1] > time.monotonic():

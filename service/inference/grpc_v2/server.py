@@ -30,7 +30,7 @@ from service.inference.grpc_v2 import messages as m
 from service.inference.grpc_v2.wire import decode_infer, encode_infer, read_view
 from service.inference.protocol import BINARY_EXTENSION
 from service.inference.runtime import RuntimeCache
-from service.tenants.dependencies import INVALID_KEY, tenant_of_key
+from service.tenants.dependencies import authenticated_tenant
 
 log = logging.getLogger("fusebox.grpc")
 
@@ -198,12 +198,7 @@ async def _tenant(context: grpc.aio.ServicerContext) -> str:
         if name == "authorization" and isinstance(value, str):
             scheme, _, credentials = value.partition(" ")
             key = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
-    if key is None:
-        raise Unauthenticated(MISSING_KEY)
-    tenant_id = await tenant_of_key(key)
-    if tenant_id is None:
-        raise Unauthenticated(INVALID_KEY)
-    return tenant_id
+    return await authenticated_tenant(key, missing=MISSING_KEY, refuse=Unauthenticated)
 
 
 def _with_session(action: Callable[..., Any], *arguments: Any) -> Any:
