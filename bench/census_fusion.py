@@ -41,6 +41,7 @@ import fusion  # noqa: E402, F401  (first: it sets torch's OpenMP wait policy, r
 import onnx  # noqa: E402
 import torch  # noqa: E402
 
+from bench.tables import auc_cell, markdown_table  # noqa: E402
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.cache import ComponentCache  # noqa: E402
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  # noqa: E402
@@ -269,19 +270,12 @@ def _source(
 
 def _table(rows: list[Row]) -> str:
     header = ("model", "income AUC", "never_married AUC", "wall s", "train s", "trainable", "total", "notes")
-    cells = [header] + [
-        (r.model, _auc(r.income), _auc(r.never_married), f"{r.seconds:.1f}", f"{r.train_seconds:.1f}",
+    cells = [
+        (r.model, auc_cell(r.income), auc_cell(r.never_married), f"{r.seconds:.1f}", f"{r.train_seconds:.1f}",
          f"{r.trainable:,}", f"{r.total:,}", r.note)
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-def _auc(value: float) -> str:
-    return "-" if value != value else f"{value:.4f}"
+    return markdown_table(header, cells)
 
 
 def _targets(rows: list[Row], results: dict[str, FusionResult]) -> list[str]:

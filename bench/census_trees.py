@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from bench.tables import auc_cell, markdown_table  # noqa: E402
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.pipeline import FusionData, FusionResult, FusionSettings, fuse  # noqa: E402
 from fusion.akf.sources import FusionSource  # noqa: E402
@@ -251,17 +252,8 @@ def _task(data: CensusData, name: str) -> Task:
 
 def _table(rows: list[Row]) -> str:
     header = ("model", "income AUC", "never_married AUC", "wall s", "notes")
-    cells = [header] + [
-        (row.model, _auc(row.income), _auc(row.never_married), f"{row.seconds:.1f}", row.note) for row in rows
-    ]
-    widths = [max(len(cell[i]) for cell in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) + " |" for cell in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-def _auc(value: float) -> str:
-    return "-" if value != value else f"{value:.4f}"
+    cells = [(r.model, auc_cell(r.income), auc_cell(r.never_married), f"{r.seconds:.1f}", r.note) for r in rows]
+    return markdown_table(header, cells)
 
 
 def _targets(rows: list[Row], results: dict[str, FusionResult]) -> list[str]:

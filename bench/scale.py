@@ -57,6 +57,7 @@ import torch  # noqa: E402
 
 from bench.census_fusion import SOURCES, TRAINING  # noqa: E402
 from bench.local_service import census_job_spec, census_source_paths, upload_census_sources  # noqa: E402
+from bench.tables import markdown_table  # noqa: E402
 from fusion.akf.baselines import train_baseline  # noqa: E402
 from fusion.akf.sources import FusionSource  # noqa: E402
 from fusion.data.census import DENSE, CensusData, load_census  # noqa: E402
@@ -475,7 +476,7 @@ def _table(results: list[SizeResult], baseline: BaselineResult | None) -> str:
     header = ("rows", "path", "register s", "load s", "components s", "training s", "export s", "job s",
               "train rows/s", "API peak MB", "worker peak MB", "worker anon MB", "data MB", "cache MB", "epochs",
               "test AUC (fused; sources)")  # fmt: skip
-    cells = [header] + [
+    cells = [
         (f"{r.rows:,}", r.path, *(_seconds(r.stage_seconds.get(column)) for column in
                           ("register", "load", "components", "training", "export")),
          f"{r.job_seconds:.1f}", f"{r.rows_per_second:,.0f}", _mb(r.peak_bytes["api"]), _mb(r.peak_bytes["worker"]),
@@ -493,10 +494,7 @@ def _table(results: list[SizeResult], baseline: BaselineResult | None) -> str:
              f"{_mb(baseline.peak_bytes)} (bench)", "-", "-", "-", baseline.epochs,
              "MMoE from scratch: " + "; ".join(f"{name} {auc:.4f}" for name, auc in baseline.test_auc.items()))
         )  # fmt: skip
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(header, cells)
 
 
 def _seconds(value: float | None) -> str:
