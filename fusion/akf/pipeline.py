@@ -133,9 +133,6 @@ def fuse(
         )
         stage("computing source model outputs")
         components = {split: _split_components(choice, store, runners, table) for split, table in splits.items()}
-        if choice.path == ComponentPath.STORED:
-            for runner in runners:
-                runner.release()
         components_line = _components_line(choice, components, store is cache)
         outputs = {split: components[split].source_outputs() for split in scored}
         # The sources also on the first training rows: far better there than on validation means seen rows.
@@ -149,6 +146,9 @@ def fuse(
         torch.manual_seed(settings.training.seed)
         fusion = AKFusion(layout, settings.akf, adaptive=strategy != Strategy.FROZEN)
         fusion.calibrate(components["train"].level_statistics())
+        if choice.path == ComponentPath.STORED or strategy != Strategy.FROZEN:
+            for runner in runners:  # training reads stored outputs, or runs the sources itself
+                runner.release()
         model, batches, groups = _strategy_model(strategy, fusion, tasks, sources, plans, components, settings)
 
         stage("training the fusion")
