@@ -62,6 +62,13 @@ class StoredOutputs:
             return self.runner(self.table.read(chunk, self.runner.source.columns))
         return self.split(levels, output)
 
+    def read_output(self, chunk: Chunk) -> np.ndarray:
+        """The model's own output on the chunk's rows (a few values a row), without the levels' shard."""
+        try:
+            return _read(shard_path(self.folder, chunk, "output"))
+        except FileNotFoundError:
+            return self.read(chunk).output
+
     def split(self, levels: np.ndarray, output: np.ndarray) -> ComponentOutputs:
         """Side-by-side levels [rows, sum of widths] back into one array per level."""
         widths = self.runner.plan.widths

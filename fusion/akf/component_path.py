@@ -128,12 +128,18 @@ class SplitComponents:
             frame = self.table.read(chunk, self.columns)
         return [runner(frame) for runner in self.runners]
 
+    def read_outputs(self, chunk: Chunk, frame: pd.DataFrame | None = None) -> list[np.ndarray]:
+        """Each source's own output for the chunk: stored, it is read without the (far wider) levels."""
+        if self.stored is not None:
+            return [stored.read_output(chunk) for stored in self.stored]
+        return [outputs.output for outputs in self.read(chunk, frame)]
+
     def source_outputs(self) -> list[np.ndarray]:
         """Each source's own output for every row, in order: a few values a row, for scoring the sources."""
         parts: list[list[np.ndarray]] = [[] for _ in self.runners]
         for chunk in self.table.chunks:
-            for part, outputs in zip(parts, self.read(chunk), strict=True):
-                part.append(outputs.output)
+            for part, output in zip(parts, self.read_outputs(chunk), strict=True):
+                part.append(output)
         return [np.concatenate(part) for part in parts]
 
     def level_statistics(self, seed: int = 0) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:

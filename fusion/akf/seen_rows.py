@@ -50,8 +50,8 @@ def training_sample(
             break
         frame = table.read(chunk, columns)
         wanted = rows - taken
-        for part, chunk_outputs in zip(outputs, components.read(chunk, frame), strict=True):
-            part.append(chunk_outputs.output[:wanted])
+        for part, output in zip(outputs, components.read_outputs(chunk, frame), strict=True):
+            part.append(output[:wanted])
         labels.append(frame[label_columns].iloc[:wanted])
         taken += len(labels[-1])
     return [np.concatenate(part) for part in outputs], pd.concat(labels, ignore_index=True)
