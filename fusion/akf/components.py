@@ -26,10 +26,6 @@ class ComponentOutputs:
     levels: tuple[np.ndarray, ...]
     output: np.ndarray
 
-    @property
-    def nbytes(self) -> int:
-        return sum(values.nbytes for values in self.levels) + self.output.nbytes
-
 
 class ComponentRunner:
     """A source model's ONNX Runtime session with its level tensors exposed as outputs, created on first

@@ -8,12 +8,12 @@ adapt (and, under `finetune`, train).
 
 from __future__ import annotations
 
-import onnxruntime as ort
 import torch
 from torch import nn
 
+from fusion.akf.components import ComponentRunner
 from fusion.akf.sources import FusionSource, LevelPlan
-from fusion.onnx_runtime import create_session, run_session, with_outputs
+from fusion.onnx_runtime import run_session
 
 Environment = dict[str, torch.Tensor]
 
@@ -21,14 +21,12 @@ Environment = dict[str, torch.Tensor]
 class RuntimeStages(nn.Module):
     def __init__(self, source: FusionSource, plan: LevelPlan) -> None:
         super().__init__()
-        self.plan = plan
         self.input_names = [spec.name for spec in source.signature.inputs]
         self.level_tensors = list(plan.tensors)
         self.output_name = source.signature.output_name
         self._wanted = list(dict.fromkeys([*self.level_tensors, self.output_name]))
-        self._model = with_outputs(source.model, self._wanted)
-        self._session: ort.InferenceSession | None = None
-        """Made on first use: a session cannot be copied or pickled with the module."""
+        self._runner = ComponentRunner(source, plan)
+        """The frozen strategy's runner: its session, made on first use, exposes the same tensors."""
 
     def injects_before(self, level: int) -> bool:
         return False
@@ -37,11 +35,9 @@ class RuntimeStages(nn.Module):
         """Every level's tensor and the output, computed together when the first level asks."""
         if self.level_tensors[level] in env:
             return env
-        if self._session is None:
-            self._session = create_session(self._model)
         first = env[self.input_names[0]]
         feed = {name: env[name].detach().cpu().numpy() for name in self.input_names}
-        results = run_session(self._session, feed, self._wanted)
+        results = run_session(self._runner.session, feed, self._wanted)
         return env | {name: torch.from_numpy(results[name]).to(first.device) for name in self._wanted}
 
     def run_output(self, env: Environment) -> Environment:
