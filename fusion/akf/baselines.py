@@ -13,7 +13,7 @@ from torch import nn
 
 from fusion.akf.sources import FusionSource
 from fusion.data.schema import CategoricalFeature, FeatureSchema
-from fusion.data.tables import Table, as_table, read_head
+from fusion.data.tables import Table, as_table, largest_values, read_head
 from fusion.task_types import TaskType
 from fusion.tasks import Task
 from fusion.training import CancelCheck, TrainConfig, TrainResult, predict
@@ -49,23 +49,12 @@ def baseline_schema(sources: list[FusionSource], tables: dict[str, Table]) -> Fe
     for column in columns:
         if column not in categorical and np.issubdtype(sample[column].dtype, np.integer):
             categorical[column] = 0
-    for column, seen in _largest_ids(tables, list(categorical)).items():
+    for column, seen in largest_values(tables.values(), list(categorical)).items():
         categorical[column] = max(categorical[column], seen + 1)
     return FeatureSchema(
         categorical=tuple(CategoricalFeature(name, categorical[name]) for name in columns if name in categorical),
         dense=tuple(name for name in columns if name not in categorical),
     )
-
-
-def _largest_ids(tables: dict[str, Table], columns: list[str]) -> dict[str, int]:
-    """Each column's largest value over every split, in one pass over the chunks."""
-    largest = dict.fromkeys(columns, 0)
-    for table in tables.values() if columns else ():
-        for chunk in table.chunks:
-            frame = table.read(chunk, columns)
-            for column in columns:
-                largest[column] = max(largest[column], int(frame[column].max()))
-    return largest
 
 
 def train_baseline(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -231,6 +231,16 @@ def read_all(table: Table, columns: Sequence[str]) -> pd.DataFrame:
     """Every row of `columns`: only for columns small enough to hold (labels, a sample's features)."""
     parts = [table.read(chunk, columns) for chunk in table.chunks]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+
+
+def largest_values(tables: Iterable[Table], columns: Sequence[str]) -> dict[str, int]:
+    """Each integer column's largest value over the tables (0 for none), in one pass over their chunks."""
+    largest = dict.fromkeys(columns, 0)
+    for table in tables if columns else ():
+        for chunk in table.chunks:
+            maxima = table.read(chunk, list(columns)).max()
+            largest = {column: max(largest[column], int(maxima[column])) for column in columns}
+    return largest
 
 
 def read_head(table: Table, columns: Sequence[str], rows: int) -> pd.DataFrame:

@@ -114,7 +114,7 @@ def _infer_schema(train: Table, validation: Table, features: str | None, exclude
     import pandas as pd
 
     from fusion.data.schema import CategoricalFeature, FeatureSchema
-    from fusion.data.tables import read_head
+    from fusion.data.tables import largest_values, read_head
 
     columns = _csv(features) if features else [c for c in train.columns if c not in excluded]
     head = read_head(train, columns, 1)
@@ -122,11 +122,7 @@ def _infer_schema(train: Table, validation: Table, features: str | None, exclude
     for column in columns:
         if column not in ids and not pd.api.types.is_float_dtype(head[column]):
             raise ValueError(f"column '{column}' is neither integer ids nor float values; encode it or --exclude it")
-    largest = dict.fromkeys(ids, 0)
-    for table in (train, validation):
-        for chunk in table.chunks if ids else []:
-            maxima = table.read(chunk, ids).max()
-            largest = {column: max(largest[column], int(maxima[column])) for column in ids}
+    largest = largest_values((train, validation), ids)
     categorical = tuple(CategoricalFeature(column, largest[column] + 1) for column in ids)
     return FeatureSchema(categorical, tuple(column for column in columns if column not in ids))
 
