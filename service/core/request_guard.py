@@ -68,7 +68,7 @@ class RequestGuard:
             _check_target(path, scope["query_string"])
             if scope["method"] in _BODY_METHODS:
                 if not _PUBLIC.match(path):
-                    tenant_id = await self.authenticate(_bearer_token(headers.get("authorization")))
+                    tenant_id = await self.authenticate(bearer_token(headers.get("authorization")))
                     # The route's own check finds it here rather than asking again (service/tenants/dependencies.py).
                     scope.setdefault("state", {})["tenant_id"] = tenant_id
                 receive = await self._guard_body(path, headers, receive)
@@ -101,7 +101,7 @@ def _check_target(path: str, query_string: bytes) -> None:
         refuse_control_characters(value, f"the query parameter '{key}'")
 
 
-def _bearer_token(authorization: str | None) -> str | None:
+def bearer_token(authorization: str | None) -> str | None:
     """The key of `Authorization: Bearer <key>`, as FastAPI's HTTPBearer reads it; None for anything else."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -25,6 +25,7 @@ from service.core.config import Settings
 from service.core.database import get_session_factory
 from service.core.errors import BadRequest, ServiceError
 from service.core.metrics import record_grpc_request
+from service.core.request_guard import bearer_token
 from service.inference import service
 from service.inference.grpc_v2 import messages as m
 from service.inference.grpc_v2.wire import decode_infer, encode_infer, read_view
@@ -135,7 +136,7 @@ class InferenceServicer:
         view = read_view(request)
         if not view.model_name:
             raise BadRequest("the request needs a 'model_name'")
-        decode = partial(decode_infer, view, request)
+        decode = partial(decode_infer, view)
         return await service.serve(
             self.runtimes,
             self.settings,
@@ -196,8 +197,7 @@ async def _tenant(context: grpc.aio.ServicerContext) -> str:
     key = None
     for name, value in context.invocation_metadata() or ():
         if name == "authorization" and isinstance(value, str):
-            scheme, _, credentials = value.partition(" ")
-            key = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+            key = bearer_token(value)
     return await authenticated_tenant(key, missing=MISSING_KEY, refuse=Unauthenticated)
 
 

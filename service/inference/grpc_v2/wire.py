@@ -45,13 +45,17 @@ _MOST_SIGNATURES = 1024
 
 def read_view(data: bytes) -> Any:
     """The request with its inputs and outputs as bytes: enough to find the model; BadRequest if malformed."""
+    return _parsed(InferView, data)
+
+
+def _parsed(message_type: Any, data: bytes) -> Any:
     try:
-        return InferView.FromString(data)
+        return message_type.FromString(data)
     except DecodeError:
         raise BadRequest("the request is not a valid ModelInferRequest message (protocol buffers)") from None
 
 
-def decode_infer(view: Any, data: bytes) -> WireRequest:
+def decode_infer(view: Any) -> WireRequest:
     """Structure only, with a clear message for what is malformed; the model's checks come after."""
     if not view.inputs:
         raise BadRequest("the request needs at least one input tensor in 'inputs'")
@@ -63,23 +67,22 @@ def decode_infer(view: Any, data: bytes) -> WireRequest:
         )
     key = tuple(view.inputs)
     known = _SIGNATURES.get(key) if raw else None
-    message = None
     if known is not None:
         inputs = [WireInput(*signature, None, len(values)) for signature, values in zip(known, raw, strict=True)]
     else:
-        message = ModelInferRequest.FromString(data)
-        inputs = [_input(tensor, at, raw[at] if raw else None) for at, tensor in enumerate(message.inputs)]
+        # Each input tensor from its own bytes: parsing the whole request again would copy the raw contents.
+        tensors = [_parsed(ModelInferRequest.InferInputTensor, tensor) for tensor in view.inputs]
+        inputs = [_input(tensor, at, raw[at] if raw else None) for at, tensor in enumerate(tensors)]
         if raw:
             if len(_SIGNATURES) >= _MOST_SIGNATURES:
                 _SIGNATURES.clear()
             _SIGNATURES[key] = [(tensor.name, tensor.datatype, tensor.shape) for tensor in inputs]
-    if view.outputs and message is None:
-        message = ModelInferRequest.FromString(data)
+    outputs = [_parsed(ModelInferRequest.InferRequestedOutputTensor, output).name for output in view.outputs]
     return WireRequest(
         id=view.id or None,
         inputs=inputs,
         tensor_bytes=memoryview(b"".join(raw)),
-        outputs=[output.name for output in message.outputs] if view.outputs and message is not None else None,
+        outputs=outputs or None,
         binary={},
         binary_by_default=True,
         may_hold_booleans=False,
