@@ -23,7 +23,6 @@ from service.datasets.remote import FoundFiles
 from service.datasets.scanning import ParquetInput
 
 UNREAD_SCHEMES = frozenset({"abfs", "abfss", "az", "hdfs", "http", "https"})
-GLOB_CHARACTERS = frozenset("*?[")
 
 
 def resolve(uri: str, root: Path) -> FoundFiles:
@@ -61,7 +60,7 @@ def _local_files(uri: str, scheme: str, netloc: str, url_path: str, root: Path) 
 def _files(uri: str, file_url_path: str | None, root: Path) -> list[Path]:
     given = Path(unquote(file_url_path) if file_url_path is not None else uri)
     path = given if given.is_absolute() else root / given
-    if GLOB_CHARACTERS & set(str(given)):
+    if remote.GLOB_CHARACTERS & set(str(given)):
         files = [Path(match) for match in sorted(glob.glob(str(path), recursive=True)) if Path(match).is_file()]
         if not files:
             raise Unprocessable(f"No file matches '{uri}' under the data root ({root}). Check the pattern.")
