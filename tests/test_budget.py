@@ -212,3 +212,16 @@ def all_shapes_known(decomposition: dict) -> bool:
         )
 
     return all(known(component) for component in decomposition["components"])
+
+
+def test_the_estimate_reads_the_engine_defaults_it_copies() -> None:
+    """fusion/budget.py stays torch-free, so it copies three engine defaults: they must not drift apart."""
+    import inspect
+
+    from fusion import budget
+    from fusion.akf.model import AKFConfig
+    from fusion.training import TrainConfig, score
+
+    assert TrainConfig().buffer_rows == budget.SHUFFLE_BUFFER_ROWS
+    assert AKFConfig().ffn_multiplier == budget.FFN_MULTIPLIER
+    assert inspect.signature(score).parameters["batch_size"].default == budget.SCORING_BATCH_ROWS
